@@ -1,0 +1,275 @@
+"""``marlsim``: the command line for scripted and batch work.
+
+Every command takes ``--db PATH`` (default ``data/marl_market.duckdb``, env ``MARL_MARKET_DB``)
+and ``--json``; with ``--json`` exactly one JSON object goes to stdout and everything else
+(progress, tables) to stderr. Bad options exit with code 2 and one line on stderr, before
+anything is simulated or written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+try:  # typer >= 0.20 ships its own copy of click; its exceptions live there
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click import exceptions as click_errors
+
+from marl_market.records import InputError, validate_simulate
+from marl_market.store import (
+    DB_ENV,
+    QueryRefused,
+    RunStore,
+    StoreError,
+    check_writable,
+    default_db_path,
+)
+
+app = typer.Typer(
+    name="marlsim",
+    help="marl-market: simulate markets of heterogeneous agents and study what emerges.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+runs_app = typer.Typer(help="List, show and query stored runs.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        help=f"DuckDB run database [default: $${DB_ENV} or data/marl_market.duckdb]",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Exit with one clear line on stderr."""
+    print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def _console(json_mode: bool) -> Console:
+    """Where human-readable output goes: stderr when stdout is reserved for JSON."""
+    return Console(stderr=json_mode, highlight=False)
+
+
+def _emit_json(payload: dict) -> None:
+    print(json.dumps(payload, default=_json_default, allow_nan=False))
+
+
+def _json_default(value: object) -> object:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _clean(value: object) -> object:
+    """NaN/inf become null so the JSON is strict."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _store(db: Path | None, *, for_writing: bool) -> RunStore:
+    path = db if db is not None else default_db_path()
+    if for_writing:
+        try:
+            path = check_writable(path)
+        except StoreError as error:
+            fail(str(error))
+    return RunStore(path)
+
+
+# ---------------------------------------------------------------------------------- simulate
+@app.command()
+def simulate(
+    steps: Annotated[int, typer.Option(help="Steps to simulate.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same run).")] = 42,
+    makers: Annotated[int, typer.Option(help="Market makers.")] = 2,
+    momentum: Annotated[int, typer.Option(help="Momentum traders.")] = 4,
+    value: Annotated[int, typer.Option(help="Value (fundamental) traders.")] = 3,
+    noise: Annotated[int, typer.Option(help="Noise traders.")] = 4,
+    return_interval: Annotated[
+        int, typer.Option(help="Steps between sampled mid prices for returns.")
+    ] = 5,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Simulate the fixed-rule ecology and print its stylised facts beside the S&P 500's."""
+    from marl_market.analysis import facts_table, sp500_reference
+    from marl_market.experiments import run_simulation
+
+    try:
+        request = validate_simulate(
+            steps=steps,
+            seed=seed,
+            makers=makers,
+            momentum=momentum,
+            value=value,
+            noise=noise,
+            return_interval=return_interval,
+        )
+    except InputError as error:
+        fail(str(error))
+    store = _store(db, for_writing=True)
+    console = _console(json_out)
+    with Progress(
+        TextColumn("simulating"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} steps"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=request.steps < 20_000,
+    ) as bar:
+        task = bar.add_task("simulate", total=request.steps)
+        outcome = run_simulation(
+            request.to_config(),
+            request.seed,
+            request.return_interval,
+            store=store,
+            progress=lambda done, total: bar.update(task, completed=done),
+        )
+    reference = sp500_reference()
+    table = Table(title=f"Stylised facts - run {outcome.run_id} (seed {request.seed})")
+    for column in ("fact", "simulated", "S&P 500 daily 1999-2018"):
+        table.add_column(column)
+    for row in facts_table(outcome.facts, reference):
+        table.add_row(*row)
+    console.print(table)
+    if outcome.cached:
+        console.print(f"(already stored: run {outcome.run_id} was not recomputed)")
+    if json_out:
+        _emit_json(
+            {
+                "run_id": outcome.run_id,
+                "seed": request.seed,
+                "steps": request.steps,
+                "cached": outcome.cached,
+                "db": str(store.path),
+                "facts": _clean(outcome.facts.as_dict()),
+                "reference": {"sp500": _clean(reference.as_dict())},
+            }
+        )
+
+
+# ---------------------------------------------------------------------------------- runs
+@runs_app.command("list")
+def runs_list(
+    limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 20,
+    kind: Annotated[str | None, typer.Option(help="Only runs of this kind.")] = None,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """List stored runs, newest first."""
+    rows = _store(db, for_writing=False).list_runs(limit=limit, kind=kind)
+    if json_out:
+        _emit_json({"runs": [_run_brief(r) for r in rows]})
+        return
+    table = Table(title=f"{len(rows)} run(s)")
+    for column in ("run_id", "kind", "seed", "steps", "created_at (UTC)"):
+        table.add_column(column)
+    for r in rows:
+        created = str(r["created_at"])[:19]
+        table.add_row(r["run_id"], r["kind"], str(r["seed"]), str(r["n_steps"]), created)
+    _console(False).print(table)
+
+
+def _run_brief(row: dict) -> dict:
+    keys = ("run_id", "kind", "seed", "status", "created_at", "code_version", "n_steps")
+    return {k: row.get(k) for k in keys}
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="The run's ID.")],
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Show one run: its config, summary and metrics."""
+    store = _store(db, for_writing=False)
+    row = store.get_run(run_id)
+    if row is None:
+        fail(f"no run {run_id!r} in {store.path}")
+    metrics = store.load_metrics(run_id)
+    if json_out:
+        _emit_json(_clean({**row, "metrics": metrics}))
+        return
+    console = _console(False)
+    console.print(f"[bold]run {run_id}[/bold]  kind={row['kind']}  seed={row['seed']}")
+    table = Table(title="metrics")
+    table.add_column("name")
+    table.add_column("value", justify="right")
+    for name, value in sorted(metrics.items()):
+        table.add_row(name, f"{value:.4g}")
+    console.print(table)
+    console.print_json(json.dumps(_clean(row["config"])))
+
+
+@runs_app.command("sql")
+def runs_sql(
+    query: Annotated[str, typer.Argument(help="A read-only SELECT over the run tables.")],
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Run a read-only SQL query (SELECT only; writes and file access are refused)."""
+    store = _store(db, for_writing=False)
+    try:
+        columns, rows = store.query(query)
+    except QueryRefused as error:
+        fail(str(error))
+    except StoreError as error:
+        fail(str(error), code=1)
+    if json_out:
+        _emit_json(_clean({"columns": columns, "rows": [list(r) for r in rows]}))
+        return
+    table = Table()
+    for column in columns:
+        table.add_column(column)
+    for r in rows:
+        table.add_row(*(str(v) for v in r))
+    _console(False).print(table)
+
+
+def main() -> None:
+    """Entry point: usage errors become one line on stderr with exit code 2."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=sys.argv[1:], prog_name="marlsim", standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as error:
+        # Bare ``marlsim`` or ``marlsim runs``: show the help, as a user expects.
+        print(error.ctx.get_help() if error.ctx else "", file=sys.stderr)
+        sys.exit(2)
+    except click_errors.UsageError as error:
+        print(f"error: {error.format_message()}", file=sys.stderr)
+        sys.exit(2)
+    except click_errors.Abort:
+        print("error: aborted", file=sys.stderr)
+        sys.exit(130)
+    except StoreError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""Configuration dataclasses for a market run.
+
+Plain frozen dataclasses (numpy-free, stdlib only) so the browser build can use them; pydantic
+validates them at the boundaries through ``TypeAdapter`` (see ``marl_market.records``).
+Every behavioural constant of the model lives here, named after the mechanism it drives, so a
+user can see - and change - which knob produces which stylised fact (README: "The model").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+AGENT_KINDS = ("maker", "momentum", "value", "noise")
+
+
+@dataclass(frozen=True)
+class Population:
+    """How many agents of each fixed-rule type trade on every asset."""
+
+    makers: int = 2
+    momentum: int = 4
+    value: int = 3
+    noise: int = 4
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "maker": self.makers,
+            "momentum": self.momentum,
+            "value": self.value,
+            "noise": self.noise,
+        }
+
+    @property
+    def total(self) -> int:
+        return self.makers + self.momentum + self.value + self.noise
+
+
+@dataclass(frozen=True)
+class FundamentalParams:
+    """The fair value: log F mean-reverts to a slowly drifting anchor, with rare jumps."""
+
+    initial_price: int = 10_000  # ticks; one tick is 1 bp of the starting price
+    volatility: float = 2e-4  # per-step sd of log F
+    mean_reversion: float = 0.002  # pull of log F towards its anchor per step
+    anchor_volatility: float = 5e-5  # per-step sd of the anchor's random walk
+    jump_probability: float = 0.0005
+    jump_size: float = 0.004  # sd of a jump in log F
+
+
+@dataclass(frozen=True)
+class VolatilityFeedback:
+    """Agents' activity scales with recent volatility relative to its own slow average.
+
+    activity = clip(sigma_fast / sigma_slow, min_activity, max_activity). Normalising by a slow
+    average (not a fixed level) lets bursts decay instead of running away: this is what
+    produces volatility clustering without bistability.
+    """
+
+    fast_halflife: float = 20.0  # steps
+    slow_halflife: float = 2_000.0  # steps
+    min_activity: float = 0.25
+    max_activity: float = 4.0
+
+
+@dataclass(frozen=True)
+class MakerParams:
+    """Market makers quote both sides, skew by inventory and withdraw when volatility spikes."""
+
+    base_half_spread_low: float = 0.5  # ticks; each requote draws U(low, high) ...
+    base_half_spread_high: float = 1.5
+    vol_half_spread: float = 0.3  # ... plus this x sigma_fast (ticks), capped below
+    max_vol_half_spread: float = 4.0
+    mid_weight: float = 1.0  # quote centre = w * mid + (1 - w) * EMA(mid); < 1 lags the mid
+    ema_halflife: float = 20.0
+    inventory_skew: float = 0.05  # ticks of centre shift per unit of inventory
+    quote_size: int = 10
+    withdraw_threshold: float = 1.5  # skip requote w.p. min(withdraw_max,
+    withdraw_max: float = 0.6  #     max(0, activity - withdraw_threshold))
+    position_limit: int = 200
+    endowment: int = 50  # shares held at the start (what a short ban lets it sell)
+    inventory_penalty: float = 1e-3  # reward: - lambda * inventory^2
+    liquidity_bonus: float = 0.1  # reward: + bonus per step quoting both sides
+
+
+@dataclass(frozen=True)
+class MomentumParams:
+    """Momentum traders chase the trend over their own lookback with market orders."""
+
+    lookback_min: int = 10
+    lookback_max: int = 200
+    act_probability: float = 0.3  # x activity
+    signal_scale: float = 1.0  # target = limit * tanh(trend / (scale * sigma * sqrt(lookback)))
+    max_order: int = 10
+    position_limit: int = 100
+    endowment: int = 50  # shares held at the start (what a short ban lets it sell)
+    inventory_penalty: float = 1e-4
+
+
+@dataclass(frozen=True)
+class ValueParams:
+    """Value traders trade toward their own noisy view of the drifting fair value."""
+
+    view_noise: float = 0.002  # sd of an agent's persistent log-error about fair value
+    view_reversion: float = 0.01  # per-step mean reversion of that error
+    act_probability: float = 0.5  # x activity
+    aggressive_threshold: float = 0.003  # mispricing above this: market orders (30 bp)
+    limit_margin: float = 0.001  # a passive order never pays more (gets less) than view -+ 10 bp
+    gain: float = 20_000.0  # target position per unit of log mispricing
+    limit_lifetime: int = 50  # steps a near-touch limit order rests before it is cancelled
+    max_order: int = 20
+    position_limit: int = 300
+    endowment: int = 100  # shares held at the start (what a short ban lets it sell)
+    inventory_penalty: float = 1e-4
+
+
+@dataclass(frozen=True)
+class NoiseParams:
+    """Noise traders: a deep book of far limit orders plus random market orders."""
+
+    orders_per_step: float = 1.0  # Poisson rate per agent
+    market_order_share: float = 0.2
+    limit_offset_min: float = 20.0  # ticks beyond the mid ...
+    limit_offset_mean_extra: float = 15.0  # ... plus Exp(mean)
+    order_lifetime: int = 200  # steps before an unfilled limit order is cancelled
+    size_pareto_alpha: float = 1.4
+    size_cap: int = 100
+    tax_sensitivity_bp: float = 10.0  # participation x exp(-cost_bp / sensitivity)
+    position_limit: int = 300
+    endowment: int = 100  # shares held at the start (what a short ban lets it sell)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Market rules. Fees and taxes are fractions of traded notional."""
+
+    maker_rebate: float = 0.0  # paid to the resting side
+    taker_fee: float = 0.0  # paid by the aggressor
+    tobin_tax: float = 0.0  # paid by both sides on every trade (10 bp = 0.001)
+    short_ban: bool = False  # reject orders that could take inventory below zero
+
+
+@dataclass(frozen=True)
+class MarketConfig:
+    """Everything that defines a run except the seed."""
+
+    steps: int = 10_000
+    n_assets: int = 1
+    population: Population = field(default_factory=Population)
+    fundamental: FundamentalParams = field(default_factory=FundamentalParams)
+    feedback: VolatilityFeedback = field(default_factory=VolatilityFeedback)
+    maker: MakerParams = field(default_factory=MakerParams)
+    momentum: MomentumParams = field(default_factory=MomentumParams)
+    value: ValueParams = field(default_factory=ValueParams)
+    noise: NoiseParams = field(default_factory=NoiseParams)
+    rules: Rules = field(default_factory=Rules)
+    depth_levels: int = 5  # levels summed into the per-step depth record
+    agent_record_interval: int = 10  # steps between per-agent PnL/inventory samples
+
+    def replace(self, **changes) -> MarketConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def config_to_dict(config: MarketConfig) -> dict:
+    """A JSON-ready nested dict of ``config``."""
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(data: dict) -> MarketConfig:
+    """Inverse of ``config_to_dict`` (no validation: use ``records.parse_config`` for input)."""
+    nested = {f.name: f.type for f in dataclasses.fields(MarketConfig)}
+    kwargs = {}
+    for name, value in data.items():
+        if name not in nested:
+            raise ValueError(f"unknown config field {name!r}")
+        sub = _SUBCONFIGS.get(name)
+        kwargs[name] = sub(**value) if sub is not None else value
+    return MarketConfig(**kwargs)
+
+
+_SUBCONFIGS = {
+    "population": Population,
+    "fundamental": FundamentalParams,
+    "feedback": VolatilityFeedback,
+    "maker": MakerParams,
+    "momentum": MomentumParams,
+    "value": ValueParams,
+    "noise": NoiseParams,
+    "rules": Rules,
+}

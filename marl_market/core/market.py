@@ -1,0 +1,497 @@
+"""The market: one order book per asset, fundamentals, rules, the agents and the step loop.
+
+A step, for every asset: (1) scheduled events fire (e.g. a scenario pulls the makers), (2)
+resting orders whose lifetime ran out are cancelled, (3) every agent type decides from the
+market as it stands and hands over its turns, (4) all turns are played in one seeded random
+order - each order checked against position limits and the rules, matched, and its fills
+settled in cash and inventory with fees and taxes, (5) the fundamental evolves, (6) the step is
+recorded and each agent's reward computed.
+
+Determinism: every random stream is a ``numpy.random.Generator`` spawned from one
+``SeedSequence(seed)``, one per concern (fundamental, turn order, each agent type), and each
+draws the same numbers whatever the market state, so two runs of one config and seed are
+identical bit for bit, and a scenario run differs from its baseline only through the
+intervention (common random numbers).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from marl_market.core.agents import (
+    CANCEL,
+    MarketMakers,
+    MarketView,
+    MomentumTraders,
+    NoiseTraders,
+    ValueTraders,
+)
+from marl_market.core.book import OrderBook
+from marl_market.core.config import AGENT_KINDS, MarketConfig
+from marl_market.core.results import (
+    AGENT_COLUMNS,
+    AGENT_STEP_COLUMNS,
+    STEP_COLUMNS,
+    TRADE_COLUMNS,
+    RunResult,
+)
+
+INITIAL_ORDERS_PER_NOISE_TRADER = 10  # per side, so a run starts with a live book
+
+
+def _ewma_weight(halflife: float) -> float:
+    return 1.0 - 0.5 ** (1.0 / halflife)
+
+
+class Market:
+    """A multi-asset continuous double-auction market with fixed-rule agents.
+
+    ``Market(config, seed)`` builds the books, the agents and the fundamentals; ``run()`` plays
+    ``config.steps`` steps and returns a ``RunResult``; ``step()`` plays one. Scenarios schedule
+    interventions with ``at(step, action)`` or call ``pull_market_makers()`` directly.
+    """
+
+    def __init__(self, config: MarketConfig, seed: int):
+        if config.steps <= 0:
+            raise ValueError(f"steps must be positive, got {config.steps}")
+        if config.n_assets <= 0:
+            raise ValueError(f"n_assets must be positive, got {config.n_assets}")
+        if config.population.total <= 0:
+            raise ValueError("the population is empty: at least one agent is needed")
+        self.config = config
+        self.seed = seed
+        streams = np.random.SeedSequence(seed).spawn(7)
+        fund_rng, order_rng, maker_rng, mom_rng, value_rng, noise_rng, init_rng = (
+            np.random.default_rng(s) for s in streams
+        )
+        self._fund_rng = fund_rng
+        self._order_rng = order_rng
+        n_assets = config.n_assets
+
+        # Agent ids: makers first, then momentum, value, noise.
+        counts = config.population.counts()
+        ids: dict[str, list[int]] = {}
+        kinds: list[str] = []
+        for kind in AGENT_KINDS:
+            ids[kind] = list(range(len(kinds), len(kinds) + counts[kind]))
+            kinds.extend([kind] * counts[kind])
+        self.agent_kinds = kinds
+        self.agent_ids = ids
+        n_agents = len(kinds)
+        self.makers = MarketMakers(ids["maker"], n_assets, config.maker, maker_rng)
+        self.momentum = MomentumTraders(ids["momentum"], config.momentum, mom_rng)
+        self.value = ValueTraders(ids["value"], n_assets, config.value, value_rng)
+        self.noise = NoiseTraders(ids["noise"], config.noise, noise_rng)
+        limits = {
+            "maker": config.maker.position_limit,
+            "momentum": config.momentum.position_limit,
+            "value": config.value.position_limit,
+            "noise": config.noise.position_limit,
+        }
+        self.position_limit = [limits[k] for k in kinds]
+        endowments = {
+            "maker": config.maker.endowment,
+            "momentum": config.momentum.endowment,
+            "value": config.value.endowment,
+            "noise": config.noise.endowment,
+        }
+        # Shares each agent owns at the start. ``inventory`` below is the position relative to
+        # it (what strategies, limits and PnL use); a short ban looks at endowment + position.
+        self.endowment = [endowments[k] for k in kinds]
+
+        # Accounts (Python lists: scalar updates per fill are the hot path).
+        self.cash = [0.0] * n_agents
+        self.inventory = [[0] * n_agents for _ in range(n_assets)]
+        self.open_buy = [[0] * n_agents for _ in range(n_assets)]
+        self.open_sell = [[0] * n_agents for _ in range(n_assets)]
+        self.agent_trades = [0] * n_agents
+        self.agent_rejections = [0] * n_agents
+        self.cumulative_reward = np.zeros(n_agents)
+        self.last_reward = np.zeros(n_agents)
+        self._last_mtm = np.zeros(n_agents)
+        self._reward_weights()
+
+        self.books = [OrderBook() for _ in range(n_assets)]
+        # Live resting orders per asset: order_id -> (is_buy, owner), to keep open qty right.
+        self._resting: list[dict[int, tuple[bool, int]]] = [{} for _ in range(n_assets)]
+        self._expiries: dict[int, list[tuple[int, int]]] = {}
+        self._schedule: dict[int, list[Callable[[Market], None]]] = {}
+        self.counters = {"book_events": 0, "rejected_position_limit": 0, "rejected_short_ban": 0}
+
+        # Fundamentals, and what agents observe.
+        f = config.fundamental
+        log_p0 = math.log(f.initial_price)
+        self.log_fair = [log_p0] * n_assets
+        self.anchor = [log_p0] * n_assets
+        self.views = [MarketView() for _ in range(n_assets)]
+        for view in self.views:
+            view.mid = view.ema_mid = float(f.initial_price)
+            view.log_mid = view.log_fair = log_p0
+            view.sigma_fast = view.sigma_slow = f.volatility
+            view.cost = config.rules.tobin_tax
+        self._w_fast = _ewma_weight(config.feedback.fast_halflife)
+        self._w_slow = _ewma_weight(config.feedback.slow_halflife)
+        self._w_ema = _ewma_weight(config.maker.ema_halflife)
+
+        # Records.
+        steps = config.steps
+        self.t = 0
+        self._log_mid_lists = [[log_p0] for _ in range(n_assets)]
+        self._rec = {
+            name: np.zeros((steps, n_assets), dtype=dtype)
+            for name, dtype in STEP_COLUMNS.items()
+            if name not in ("step", "asset")
+        }
+        self._trades: list[tuple] = []
+        self._agent_steps: list[np.ndarray] = []
+        self._volume = [0] * n_assets
+        self._n_trades = [0] * n_assets
+
+        self._seed_book(init_rng)
+
+    # ------------------------------------------------------------------ set-up
+    def _reward_weights(self) -> None:
+        """Per-agent weights of each type's own reward terms (see ``rewards``)."""
+        c = self.config
+        penalty = {
+            "maker": c.maker.inventory_penalty,
+            "momentum": c.momentum.inventory_penalty,
+            "value": c.value.inventory_penalty,
+            "noise": 0.0,
+        }
+        self._inventory_penalty = np.array([penalty[k] for k in self.agent_kinds])
+        self._is_maker = np.array([k == "maker" for k in self.agent_kinds])
+
+    def _seed_book(self, rng: np.random.Generator) -> None:
+        """Noise traders' deep layer on both sides, so the first step has a book to trade on."""
+        p = self.config.noise
+        for asset, view in enumerate(self.views):
+            for agent_id in self.agent_ids["noise"]:
+                for is_buy in (True, False):
+                    for _ in range(INITIAL_ORDERS_PER_NOISE_TRADER):
+                        offset = p.limit_offset_min + rng.exponential(p.limit_offset_mean_extra)
+                        price = round(view.mid - offset) if is_buy else round(view.mid + offset)
+                        qty = min(p.size_cap, int(rng.random() ** (-1.0 / p.size_pareto_alpha)))
+                        lifetime = int(rng.integers(1, p.order_lifetime + 1))
+                        if price > 0:
+                            self._place(agent_id, asset, is_buy, qty, price, lifetime, False)
+            self._observe(asset)
+
+    # ------------------------------------------------------------------ scheduling
+    def at(self, step: int, action: Callable[[Market], None]) -> None:
+        """Run ``action(market)`` at the start of ``step`` (before anyone acts)."""
+        self._schedule.setdefault(step, []).append(action)
+
+    def pull_market_makers(self) -> None:
+        """Every market maker leaves now: its quotes are cancelled and it stops quoting."""
+        for order_id in self.makers.pull():
+            for asset in range(self.config.n_assets):
+                self._cancel(asset, order_id)
+
+    def return_market_makers(self) -> None:
+        """The market makers come back and quote again from the next decision on."""
+        self.makers.active = True
+
+    # ------------------------------------------------------------------ the step
+    def step(self) -> None:
+        """Play one step of every asset."""
+        t = self.t
+        if t >= self.config.steps:
+            raise RuntimeError("the run is over: all configured steps have been played")
+        for action in self._schedule.pop(t, ()):
+            action(self)
+        for asset, order_id in self._expiries.pop(t, ()):
+            self._cancel(asset, order_id)
+
+        turns: list = []
+        for asset, view in enumerate(self.views):
+            inventory = self.inventory[asset]
+            self.makers.decide(view, asset, inventory, turns)
+            self.momentum.decide(view, asset, t, self._log_mid_lists[asset], inventory, turns)
+            self.value.decide(view, asset, t, inventory, turns)
+            self.noise.decide(view, asset, turns)
+        order = self._order_rng.permutation(len(turns)).tolist() if len(turns) > 1 else [0]
+        for i in order:
+            if turns:
+                self._play(turns[i])
+
+        self._evolve_fundamentals()
+        for asset in range(self.config.n_assets):
+            self._observe(asset)
+            self._record(asset, t)
+        self._update_rewards()
+        if t % self.config.agent_record_interval == 0:
+            self._record_agents(t)
+        self.t = t + 1
+
+    def run(self, progress: Callable[[int, int], None] | None = None) -> RunResult:
+        """Play all remaining steps and return the run's record."""
+        total = self.config.steps
+        while self.t < total:
+            self.step()
+            if progress is not None and (self.t % 1000 == 0 or self.t == total):
+                progress(self.t, total)
+        return self.result()
+
+    # ------------------------------------------------------------------ orders
+    def _play(self, turn: tuple) -> None:
+        agent_id, asset, ops, on_placed = turn
+        placed = []
+        for op in ops:
+            if op[0] is CANCEL:
+                self._cancel(asset, op[1])
+            else:
+                _, is_buy, qty, price, lifetime, post_only = op
+                order_id = self._place(agent_id, asset, is_buy, qty, price, lifetime, post_only)
+                if order_id:
+                    placed.append((is_buy, order_id))
+        if on_placed is not None:
+            on_placed(agent_id, asset, placed)
+
+    def _place(self, agent_id, asset, is_buy, qty, price, lifetime, post_only) -> int:
+        """Check, submit and settle one order; return its id if a remainder rests, else 0."""
+        inv = self.inventory[asset][agent_id]
+        limit = self.position_limit[agent_id]
+        if is_buy:
+            room = limit - inv - self.open_buy[asset][agent_id]
+        else:
+            room = limit + inv - self.open_sell[asset][agent_id]
+            owned = self.endowment[agent_id] + inv - self.open_sell[asset][agent_id]
+            if self.config.rules.short_ban and owned < qty:
+                self.counters["rejected_short_ban"] += 1
+                self.agent_rejections[agent_id] += 1
+                return 0
+        if room <= 0:
+            self.counters["rejected_position_limit"] += 1
+            self.agent_rejections[agent_id] += 1
+            return 0
+        if qty > room:
+            qty = room
+        book = self.books[asset]
+        if post_only and price is not None:
+            # Post-only: a quote that would cross is moved one tick behind the opposite best.
+            if is_buy:
+                best = book.best_ask()
+                if best is not None and price >= best:
+                    price = best - 1
+            else:
+                best = book.best_bid()
+                if best is not None and price <= best:
+                    price = best + 1
+            if price <= 0:
+                return 0
+        order_id, trades = book.submit_fast(is_buy, qty, price, agent_id)
+        self.counters["book_events"] += 1
+        if trades:
+            qty -= self._settle(asset, trades, is_buy)
+        if price is None or qty == 0:
+            return 0
+        if is_buy:
+            self.open_buy[asset][agent_id] += qty
+        else:
+            self.open_sell[asset][agent_id] += qty
+        self._resting[asset][order_id] = (is_buy, agent_id)
+        if lifetime:
+            self._expiries.setdefault(self.t + lifetime, []).append((asset, order_id))
+        return order_id
+
+    def _cancel(self, asset: int, order_id: int) -> None:
+        resting = self._resting[asset].pop(order_id, None)
+        if resting is None:  # filled, cancelled or expired already
+            return
+        is_buy, owner = resting
+        qty = self.books[asset].cancel(order_id)
+        self.counters["book_events"] += 1
+        if qty:
+            if is_buy:
+                self.open_buy[asset][owner] -= qty
+            else:
+                self.open_sell[asset][owner] -= qty
+
+    def _settle(self, asset: int, trades: list, aggressor_buys: bool) -> int:
+        """Book every fill in cash and inventory (with fees and taxes); return the qty filled."""
+        rules = self.config.rules
+        taker_fee, rebate, tax = rules.taker_fee, rules.maker_rebate, rules.tobin_tax
+        charges = taker_fee or rebate or tax
+        cash = self.cash
+        inventory = self.inventory[asset]
+        resting_open = self.open_sell[asset] if aggressor_buys else self.open_buy[asset]
+        resting = self._resting[asset]
+        book = self.books[asset]
+        agent_trades = self.agent_trades
+        log = self._trades
+        t = self.t
+        aggressor = 1 if aggressor_buys else -1
+        filled = 0
+        for trade in trades:
+            price, qty, buyer, seller = trade.price, trade.qty, trade.buy_agent, trade.sell_agent
+            notional = price * qty
+            cash[buyer] -= notional
+            cash[seller] += notional
+            inventory[buyer] += qty
+            inventory[seller] -= qty
+            if aggressor_buys:
+                taker, maker, resting_id = buyer, seller, trade.sell_order_id
+            else:
+                taker, maker, resting_id = seller, buyer, trade.buy_order_id
+            resting_open[maker] -= qty
+            if not book.order_qty(resting_id):
+                resting.pop(resting_id, None)
+            if charges:
+                cash[taker] -= (taker_fee + tax) * notional
+                cash[maker] += (rebate - tax) * notional
+            agent_trades[buyer] += 1
+            agent_trades[seller] += 1
+            log.append((t, asset, price, qty, buyer, seller, aggressor))
+            filled += qty
+        self._volume[asset] += filled
+        self._n_trades[asset] += len(trades)
+        return filled
+
+    # ------------------------------------------------------------------ state
+    def _evolve_fundamentals(self) -> None:
+        f = self.config.fundamental
+        rng = self._fund_rng
+        for asset in range(self.config.n_assets):
+            # Draw every number each step so the fundamental path never depends on the market.
+            anchor_shock, shock, jump = rng.standard_normal(3).tolist()
+            jump_u = rng.random()
+            self.anchor[asset] += f.anchor_volatility * anchor_shock
+            x = self.log_fair[asset]
+            x += f.mean_reversion * (self.anchor[asset] - x) + f.volatility * shock
+            if jump_u < f.jump_probability:
+                x += f.jump_size * jump
+            self.log_fair[asset] = x
+
+    def _observe(self, asset: int) -> None:
+        """Refresh what agents see of ``asset``: quotes, mid, volatility, activity."""
+        view = self.views[asset]
+        book = self.books[asset]
+        bid, ask = book.best_bid(), book.best_ask()
+        view.best_bid, view.best_ask = bid, ask
+        if bid is not None and ask is not None:
+            mid = 0.5 * (bid + ask)
+            log_mid = math.log(mid)
+            ret = abs(log_mid - view.log_mid)
+            view.mid, view.log_mid = mid, log_mid
+        else:
+            ret = 0.0  # a one-sided book keeps the last mid
+        view.sigma_fast += self._w_fast * (ret - view.sigma_fast)
+        view.sigma_slow += self._w_slow * (ret - view.sigma_slow)
+        fb = self.config.feedback
+        ratio = view.sigma_fast / view.sigma_slow if view.sigma_slow > 0 else 1.0
+        view.activity = min(fb.max_activity, max(fb.min_activity, ratio))
+        view.ema_mid += self._w_ema * (view.mid - view.ema_mid)
+        view.log_fair = self.log_fair[asset]
+
+    def _record(self, asset: int, t: int) -> None:
+        view = self.views[asset]
+        rec = self._rec
+        book = self.books[asset]
+        bid, ask = view.best_bid, view.best_ask
+        rec["mid"][t, asset] = view.mid
+        rec["best_bid"][t, asset] = math.nan if bid is None else bid
+        rec["best_ask"][t, asset] = math.nan if ask is None else ask
+        rec["spread"][t, asset] = math.nan if bid is None or ask is None else ask - bid
+        rec["fair_value"][t, asset] = math.exp(self.log_fair[asset])
+        rec["volume"][t, asset] = self._volume[asset]
+        rec["n_trades"][t, asset] = self._n_trades[asset]
+        levels = self.config.depth_levels
+        rec["bid_depth"][t, asset] = sum(q for _, q in book.depth("buy", levels))
+        rec["ask_depth"][t, asset] = sum(q for _, q in book.depth("sell", levels))
+        rec["makers_active"][t, asset] = len(self.agent_ids["maker"]) if self.makers.active else 0
+        self._volume[asset] = 0
+        self._n_trades[asset] = 0
+        self._log_mid_lists[asset].append(view.log_mid)
+
+    def mark_to_market(self) -> np.ndarray:
+        """Each agent's cash plus inventory valued at the current mids (ticks x shares)."""
+        mtm = np.array(self.cash)
+        for asset, view in enumerate(self.views):
+            mtm += np.array(self.inventory[asset]) * view.mid
+        return mtm
+
+    def _update_rewards(self) -> None:
+        """Per-step reward: change in mark-to-market PnL plus each type's own terms.
+
+        maker:    dMTM - lambda * inventory^2 + bonus while quoting both sides
+        momentum: dMTM - lambda * inventory^2
+        value:    dMTM - lambda * inventory^2
+        noise:    dMTM
+        """
+        mtm = self.mark_to_market()
+        inv_sq = np.zeros(len(mtm))
+        for asset in range(self.config.n_assets):
+            inv_sq += np.square(np.array(self.inventory[asset], dtype=np.float64))
+        reward = mtm - self._last_mtm - self._inventory_penalty * inv_sq
+        if self.makers.active:
+            reward += self._is_maker * self.config.maker.liquidity_bonus
+        self._last_mtm = mtm
+        self.last_reward = reward
+        self.cumulative_reward += reward
+
+    def _record_agents(self, t: int) -> None:
+        inventory = np.sum([np.array(inv) for inv in self.inventory], axis=0)
+        self._agent_steps.append(np.stack([np.full(len(inventory), t), inventory]).T)
+        self._agent_steps.append(self._last_mtm.copy())
+
+    # ------------------------------------------------------------------ result
+    def result(self) -> RunResult:
+        """The record of the steps played so far."""
+        played = self.t
+        n_assets = self.config.n_assets
+        steps = {
+            "step": np.repeat(np.arange(played, dtype=np.int64), n_assets),
+            "asset": np.tile(np.arange(n_assets, dtype=np.int64), played),
+        }
+        for name, array in self._rec.items():
+            steps[name] = array[:played].ravel()
+        trade_rows = np.array(self._trades, dtype=np.int64).reshape(-1, len(TRADE_COLUMNS))
+        trades = {
+            name: trade_rows[:, i].astype(dtype)
+            for i, (name, dtype) in enumerate(TRADE_COLUMNS.items())
+        }
+        n_agents = len(self.agent_kinds)
+        inventory = np.sum([np.array(inv) for inv in self.inventory], axis=0)
+        agents = {
+            "agent_id": np.arange(n_agents, dtype=np.int64),
+            "kind": np.array(self.agent_kinds, dtype=object),
+            "cash": np.array(self.cash),
+            "inventory": inventory.astype(np.int64),
+            "pnl": self.mark_to_market(),
+            "reward": self.cumulative_reward.copy(),
+            "n_trades": np.array(self.agent_trades, dtype=np.int64),
+            "rejected_orders": np.array(self.agent_rejections, dtype=np.int64),
+        }
+        samples = self._agent_steps
+        if samples:
+            step_inv = np.concatenate(samples[0::2])
+            pnl = np.concatenate(samples[1::2])
+        else:
+            step_inv, pnl = np.zeros((0, 2), dtype=np.int64), np.zeros(0)
+        agent_steps = {
+            "step": step_inv[:, 0].astype(np.int64),
+            "agent_id": np.tile(np.arange(n_agents, dtype=np.int64), len(samples) // 2),
+            "inventory": step_inv[:, 1].astype(np.int64),
+            "pnl": pnl,
+        }
+        assert set(agents) == set(AGENT_COLUMNS) and set(agent_steps) == set(AGENT_STEP_COLUMNS)
+        return RunResult(
+            config=self.config,
+            seed=self.seed,
+            steps=steps,
+            trades=trades,
+            agents=agents,
+            agent_steps=agent_steps,
+            counters=dict(self.counters),
+        )
+
+
+def simulate(
+    config: MarketConfig, seed: int, progress: Callable[[int, int], None] | None = None
+) -> RunResult:
+    """Run ``config`` with ``seed`` from start to end."""
+    return Market(config, seed).run(progress)

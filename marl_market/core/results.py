@@ -1,0 +1,67 @@
+"""What a finished run hands back: columnar numpy arrays, ready for facts, plots and storage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from marl_market.core.config import MarketConfig
+
+# Column names and dtypes of each table, in storage order. The store and the plots rely on them.
+STEP_COLUMNS = {
+    "step": np.int64,
+    "asset": np.int64,
+    "mid": np.float64,  # ticks; the last mid carries over while a side is empty
+    "best_bid": np.float64,  # ticks; NaN when there are no bids
+    "best_ask": np.float64,  # ticks; NaN when there are no asks
+    "spread": np.float64,  # ticks; NaN when a side is empty
+    "fair_value": np.float64,  # ticks
+    "volume": np.int64,  # shares traded during the step
+    "n_trades": np.int64,
+    "bid_depth": np.int64,  # resting quantity in the best `depth_levels` bid levels
+    "ask_depth": np.int64,
+    "makers_active": np.int64,  # market makers still in the market
+}
+TRADE_COLUMNS = {
+    "step": np.int64,
+    "asset": np.int64,
+    "price": np.int64,
+    "qty": np.int64,
+    "buy_agent": np.int64,
+    "sell_agent": np.int64,
+    "aggressor": np.int8,  # +1 buyer-initiated, -1 seller-initiated
+}
+AGENT_COLUMNS = {
+    "agent_id": np.int64,
+    "kind": object,  # "maker" | "momentum" | "value" | "noise"
+    "cash": np.float64,  # ticks x shares
+    "inventory": np.int64,  # summed over assets
+    "pnl": np.float64,  # mark-to-market at the last mid, ticks x shares
+    "reward": np.float64,  # cumulative own reward
+    "n_trades": np.int64,
+    "rejected_orders": np.int64,  # refused by position limits or rules
+}
+AGENT_STEP_COLUMNS = {
+    "step": np.int64,
+    "agent_id": np.int64,
+    "inventory": np.int64,
+    "pnl": np.float64,
+}
+
+
+@dataclass
+class RunResult:
+    """The record of one market run (all tables in long format, one row per step x asset)."""
+
+    config: MarketConfig
+    seed: int
+    steps: dict[str, np.ndarray]
+    trades: dict[str, np.ndarray]
+    agents: dict[str, np.ndarray]
+    agent_steps: dict[str, np.ndarray]
+    counters: dict[str, int] = field(default_factory=dict)  # book events, rejections, ...
+
+    def asset_series(self, column: str, asset: int = 0) -> np.ndarray:
+        """One step column for one asset, in step order."""
+        return self.steps[column][self.steps["asset"] == asset]
