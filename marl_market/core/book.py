@@ -10,7 +10,10 @@ Layout, chosen for speed in pure Python (no O(n) level scans, no copies per orde
 - per side, a heap of prices with lazy deletion (a price is pushed once while it is in the heap,
   and popped when it reaches the top with no live level behind it);
 - a dict ``order_id -> entry`` for O(1) cancels. A cancelled entry is zeroed in place and
-  skipped when it reaches the front of its level, so a cancel never scans a deque.
+  skipped when it reaches the front of its level, so a cancel never scans a deque. Zeroed
+  entries behind a live front order would otherwise pile up for as long as the level lives, so
+  every ``len(live) + 1024`` cancels all levels are swept once (amortised O(1) per cancel;
+  memory stays proportional to the live orders, not to the number of cancels ever made).
 A resting entry is a list ``[qty, order_id, agent_id, price, is_buy]``.
 """
 
@@ -136,6 +139,7 @@ class OrderBook:
         self._in_heap = (set(), set())
         self._live: dict[int, list] = {}
         self._next_id = 1
+        self._cancels_since_sweep = 0
 
     # ------------------------------------------------------------------ submitting
     def submit(self, order: Order) -> list[Trade]:
@@ -246,7 +250,19 @@ class OrderBook:
         else:  # the level is empty: drop it; its heap entry goes stale and is popped lazily
             del level_qty[price]
             del self._levels[is_buy][price]
+        # Each cancel leaves at most one zeroed entry behind, so sweeping after more cancels than
+        # there are live orders costs O(1) per cancel and bounds the garbage by the live count.
+        self._cancels_since_sweep += 1
+        if self._cancels_since_sweep > len(self._live) + 1024:
+            self._sweep_cancelled()
         return qty
+
+    def _sweep_cancelled(self) -> None:
+        """Drop zeroed (cancelled) entries from every level, keeping FIFO order."""
+        for levels in self._levels:
+            for price, level in levels.items():
+                levels[price] = deque([entry for entry in level if entry[0]])
+        self._cancels_since_sweep = 0
 
     # ------------------------------------------------------------------ queries
     def _best(self, is_buy: bool) -> int | None:
