@@ -12,7 +12,7 @@ Layout, chosen for speed in pure Python (no O(n) level scans, no copies per orde
 - a dict ``order_id -> entry`` for O(1) cancels. A cancelled entry is zeroed in place and
   skipped when it reaches the front of its level, so a cancel never scans a deque. Zeroed
   entries behind a live front order would otherwise pile up for as long as the level lives, so
-  every ``len(live) + 1024`` cancels all levels are swept once (amortised O(1) per cancel;
+  every ``len(live) + _SWEEP_SLACK`` cancels all levels are swept once (amortised O(1) per cancel;
   memory stays proportional to the live orders, not to the number of cancels ever made).
 A resting entry is a list ``[qty, order_id, agent_id, price, is_buy]``.
 """
@@ -130,6 +130,9 @@ class Trade:
 
 class OrderBook:
     """A price-time-priority limit order book for one asset (prices in integer ticks)."""
+
+    # Cancels allowed beyond ``len(live)`` before zeroed entries are swept (see ``cancel``).
+    _SWEEP_SLACK = 1024
 
     def __init__(self) -> None:
         self._levels = ({}, {})  # [is_buy] -> {price: deque of entries}
@@ -253,7 +256,7 @@ class OrderBook:
         # Each cancel leaves at most one zeroed entry behind, so sweeping after more cancels than
         # there are live orders costs O(1) per cancel and bounds the garbage by the live count.
         self._cancels_since_sweep += 1
-        if self._cancels_since_sweep > len(self._live) + 1024:
+        if self._cancels_since_sweep > len(self._live) + self._SWEEP_SLACK:
             self._sweep_cancelled()
         return qty
 

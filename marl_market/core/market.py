@@ -16,6 +16,7 @@ intervention (common random numbers).
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Callable
 
@@ -137,13 +138,11 @@ class Market:
         self._w_ema = _ewma_weight(config.maker.ema_halflife)
 
         # Records.
-        steps = config.steps
         self.t = 0
         self._log_mid_lists = [[log_p0] for _ in range(n_assets)]
-        self._rec = {
-            name: np.zeros((steps, n_assets), dtype=dtype)
-            for name, dtype in STEP_COLUMNS.items()
-            if name not in ("step", "asset")
+        # One list per recorded column, appended in (step, asset) order; arrays at the end.
+        self._rec: dict[str, list] = {
+            name: [] for name in STEP_COLUMNS if name not in ("step", "asset")
         }
         self._trades: list[tuple] = []
         self._agent_steps: list[np.ndarray] = []
@@ -221,7 +220,7 @@ class Market:
         self._evolve_fundamentals()
         for asset in range(self.config.n_assets):
             self._observe(asset)
-            self._record(asset, t)
+            self._record(asset)
         self._update_rewards()
         if t % self.config.agent_record_interval == 0:
             self._record_agents(t)
@@ -230,10 +229,18 @@ class Market:
     def run(self, progress: Callable[[int, int], None] | None = None) -> RunResult:
         """Play all remaining steps and return the run's record."""
         total = self.config.steps
-        while self.t < total:
-            self.step()
-            if progress is not None and (self.t % 1000 == 0 or self.t == total):
-                progress(self.t, total)
+        # The step loop makes millions of short-lived objects and no reference cycles, so the
+        # cyclic collector would only cost time here.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            while self.t < total:
+                self.step()
+                if progress is not None and (self.t % 1000 == 0 or self.t == total):
+                    progress(self.t, total)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
         return self.result()
 
     # ------------------------------------------------------------------ orders
@@ -387,22 +394,22 @@ class Market:
         view.ema_mid += self._w_ema * (view.mid - view.ema_mid)
         view.log_fair = self.log_fair[asset]
 
-    def _record(self, asset: int, t: int) -> None:
+    def _record(self, asset: int) -> None:
         view = self.views[asset]
         rec = self._rec
         book = self.books[asset]
         bid, ask = view.best_bid, view.best_ask
-        rec["mid"][t, asset] = view.mid
-        rec["best_bid"][t, asset] = math.nan if bid is None else bid
-        rec["best_ask"][t, asset] = math.nan if ask is None else ask
-        rec["spread"][t, asset] = math.nan if bid is None or ask is None else ask - bid
-        rec["fair_value"][t, asset] = math.exp(self.log_fair[asset])
-        rec["volume"][t, asset] = self._volume[asset]
-        rec["n_trades"][t, asset] = self._n_trades[asset]
+        rec["mid"].append(view.mid)
+        rec["best_bid"].append(math.nan if bid is None else bid)
+        rec["best_ask"].append(math.nan if ask is None else ask)
+        rec["spread"].append(math.nan if bid is None or ask is None else ask - bid)
+        rec["fair_value"].append(math.exp(self.log_fair[asset]))
+        rec["volume"].append(self._volume[asset])
+        rec["n_trades"].append(self._n_trades[asset])
         levels = self.config.depth_levels
-        rec["bid_depth"][t, asset] = sum(q for _, q in book.depth("buy", levels))
-        rec["ask_depth"][t, asset] = sum(q for _, q in book.depth("sell", levels))
-        rec["makers_active"][t, asset] = len(self.agent_ids["maker"]) if self.makers.active else 0
+        rec["bid_depth"].append(sum(q for _, q in book.depth("buy", levels)))
+        rec["ask_depth"].append(sum(q for _, q in book.depth("sell", levels)))
+        rec["makers_active"].append(len(self.makers.ids) if self.makers.active else 0)
         self._volume[asset] = 0
         self._n_trades[asset] = 0
         self._log_mid_lists[asset].append(view.log_mid)
@@ -447,8 +454,8 @@ class Market:
             "step": np.repeat(np.arange(played, dtype=np.int64), n_assets),
             "asset": np.tile(np.arange(n_assets, dtype=np.int64), played),
         }
-        for name, array in self._rec.items():
-            steps[name] = array[:played].ravel()
+        for name, values in self._rec.items():
+            steps[name] = np.array(values, dtype=STEP_COLUMNS[name])
         trade_rows = np.array(self._trades, dtype=np.int64).reshape(-1, len(TRADE_COLUMNS))
         trades = {
             name: trade_rows[:, i].astype(dtype)
