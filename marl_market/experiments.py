@@ -7,7 +7,10 @@ build reuses it; this module adds what needs the server side: GARCH fits, the ru
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from marl_market.analysis import facts_with_garch
@@ -15,7 +18,14 @@ from marl_market.core.config import MarketConfig, config_to_dict
 from marl_market.core.facts import StylisedFacts
 from marl_market.core.market import simulate
 from marl_market.core.results import RunResult
-from marl_market.store import RunStore, code_version, make_run_id
+from marl_market.core.scenarios import (
+    Scenario,
+    baseline_metrics,
+    measure,
+    run_scenario,
+    summarise,
+)
+from marl_market.store import RunRecord, RunStore, code_version, make_run_id
 
 # Returns are sampled every 5 steps by default: long enough that the bid-ask bounce of a
 # one-tick mid move no longer dominates (raw ACF at 1 step is strongly negative), short enough
@@ -94,3 +104,157 @@ def run_simulation(
             summary={"facts": facts.as_dict(), "counters": result.counters},
         )
     return SimulationOutcome(run_id, facts, cached=False, result=result)
+
+
+# ------------------------------------------------------------------------------ scenarios
+SCENARIO_STEPS = 5_000  # default run length of scenario runs (compare: 20 seeds x 7 runs)
+CRASH_ABSENCE = 500  # default steps the makers stay away in a flash crash
+
+
+@dataclass
+class ScenarioOutcome:
+    """The result of ``run_scenarios``: statistics per scenario and every run's ID."""
+
+    run_id: str | None  # the compare row (None when a single scenario ran)
+    kinds: list[str]
+    seeds: list[int]
+    steps: int
+    summaries: dict[str, dict]  # kind -> metric -> {mean, ci_low, ci_high, sign_fraction, ...}
+    per_seed: dict[str, list[dict]]  # kind -> the scenario's metrics for each seed
+    run_ids: dict[str, list[str]]  # "baseline" and each kind -> one run ID per seed
+    cached: bool = False
+
+    def as_dict(self) -> dict:
+        payload = {
+            "run_id": self.run_id,
+            "kinds": self.kinds,
+            "seeds": self.seeds,
+            "steps": self.steps,
+            "run_ids": self.run_ids,
+            "cached": self.cached,
+        }
+        payload.update(self.summaries)
+        return payload
+
+
+def resolve_scenario(
+    kind: str,
+    steps: int,
+    pull_at: int | None = None,
+    return_at: int | None = None,
+    tax_bp: float = 10.0,
+) -> Scenario:
+    """A scenario of ``kind`` with the CLI's timing options and defaults, checked for ``steps``.
+
+    The flash crash pulls the makers at ``pull_at`` (default: mid-run) and brings them back at
+    ``return_at`` (default: ``CRASH_ABSENCE`` steps later, if the run is long enough); every
+    other scenario starts at ``pull_at`` too.
+    """
+    start = steps // 2 if pull_at is None else pull_at
+    end = None
+    if kind == "flash_crash":
+        end = return_at if return_at is not None else start + CRASH_ABSENCE
+        if return_at is None and end >= steps:
+            end = None
+    return Scenario(kind, start_at=start, end_at=end, tax_bp=tax_bp).resolved(steps)
+
+
+def _scenario_config(config: MarketConfig, scenario: Scenario | None) -> dict:
+    stored = {"market": config_to_dict(config)}
+    if scenario is not None:
+        stored["scenario"] = dataclasses.asdict(scenario)
+    return stored
+
+
+def _run_one_seed(config: MarketConfig, scenarios: list[Scenario], seed: int) -> tuple:
+    """Worker: the baseline and every scenario for one seed (common random numbers)."""
+    baseline = simulate(config, seed)
+    runs = [run_scenario(config, scenario, seed) for scenario in scenarios]
+    pairs = [
+        (measure(run, scenario, baseline), baseline_metrics(baseline, scenario))
+        for run, scenario in zip(runs, scenarios, strict=True)
+    ]
+    return seed, baseline, runs, pairs
+
+
+def run_scenarios(
+    config: MarketConfig,
+    scenarios: list[Scenario],
+    seeds: list[int],
+    store: RunStore | None = None,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ScenarioOutcome:
+    """Run each scenario and its baseline on every seed, measure, summarise, and store.
+
+    Seeds run in a process pool (all cores by default); workers return results and only this
+    process writes the database, in one transaction for the whole comparison.
+    """
+    kinds = [s.kind for s in scenarios]
+    is_compare = len(scenarios) > 1
+    compare_config = {
+        **_scenario_config(config, None),
+        "scenarios": [dataclasses.asdict(s) for s in scenarios],
+        "seeds": seeds,
+    }
+    compare_id = make_run_id("compare", compare_config, None, code_version())
+    if store is not None and is_compare:
+        row = store.get_run(compare_id)
+        if row is not None:
+            s = row["summary"]
+            return ScenarioOutcome(
+                compare_id, kinds, seeds, config.steps, s["summaries"], s["per_seed"],
+                s["run_ids"], cached=True,
+            )  # fmt: skip
+
+    workers = workers or os.cpu_count() or 1
+    by_seed = {}
+    if workers > 1 and len(seeds) > 1:
+        with ProcessPoolExecutor(min(workers, len(seeds))) as pool:
+            futures = [pool.submit(_run_one_seed, config, scenarios, s) for s in seeds]
+            for done, future in enumerate(as_completed(futures), 1):
+                seed, *rest = future.result()
+                by_seed[seed] = rest
+                if progress is not None:
+                    progress(done, len(seeds))
+    else:
+        for done, seed in enumerate(seeds, 1):
+            by_seed[seed] = _run_one_seed(config, scenarios, seed)[1:]
+            if progress is not None:
+                progress(done, len(seeds))
+
+    run_ids: dict[str, list[str]] = {"baseline": [], **{k: [] for k in kinds}}
+    per_seed: dict[str, list[dict]] = {k: [] for k in kinds}
+    records = []
+    for seed in seeds:
+        baseline, runs, pairs = by_seed[seed]
+        base_config = _scenario_config(config, None)
+        base_id = make_run_id("baseline", base_config, seed, code_version())
+        run_ids["baseline"].append(base_id)
+        records.append(RunRecord(base_id, "baseline", seed, base_config, baseline, {}))
+        for scenario, run, (metrics, _) in zip(scenarios, runs, pairs, strict=True):
+            stored = _scenario_config(config, scenario)
+            run_id = make_run_id("scenario", stored, seed, code_version())
+            run_ids[scenario.kind].append(run_id)
+            per_seed[scenario.kind].append({"seed": seed, **metrics})
+            numeric = {k: v for k, v in metrics.items() if v is not None}
+            summary = {"kind": scenario.kind, "metrics": metrics, "baseline_run_id": base_id}
+            records.append(
+                RunRecord(run_id, "scenario", seed, stored, run, numeric, summary, base_id)
+            )
+    summaries = {
+        s.kind: summarise(s.kind, [by_seed[seed][2][i] for seed in seeds])
+        for i, s in enumerate(scenarios)
+    }
+    outcome = ScenarioOutcome(
+        compare_id if is_compare else None, kinds, seeds, config.steps, summaries, per_seed,
+        run_ids,
+    )  # fmt: skip
+    if store is not None:
+        if is_compare:
+            summary = {"summaries": summaries, "per_seed": per_seed, "run_ids": run_ids}
+            records.append(
+                RunRecord(compare_id, "compare", None, compare_config, None, {}, summary)
+            )
+        store.save_runs(records)
+    return outcome

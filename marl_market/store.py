@@ -155,6 +155,20 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
     return db
 
 
+@dataclasses.dataclass
+class RunRecord:
+    """One finished run to store (see ``RunStore.save_run`` for the fields)."""
+
+    run_id: str
+    kind: str
+    seed: int | None
+    config: dict
+    result: RunResult | None
+    metrics: Mapping[str, float]
+    summary: dict | None = None
+    parent_run_id: str | None = None
+
+
 class RunStore:
     """The DuckDB file holding all runs; safe to use from several processes at once.
 
@@ -191,23 +205,34 @@ class RunStore:
         ``result`` may be None for summary-only runs (e.g. a multi-seed comparison). Everything
         is written in one transaction, so the run becomes visible complete or not at all.
         """
+        record = RunRecord(run_id, kind, seed, config, result, metrics, summary, parent_run_id)
+        self.save_runs([record])
+        return run_id
+
+    def save_runs(self, records: list[RunRecord]) -> list[str]:
+        """Store several finished runs in ONE transaction (all visible together, or none).
+
+        Runs already stored are left as they are. Returns the run ids in order.
+        """
         # Validate and convert before taking the file lock, so other processes wait less.
-        tables = _result_tables(result) if result is not None else {}
-        metric_table = _metric_table(metrics)
-        n_steps, n_assets = _run_shape(config, result)
-        run_row = [
-            run_id,
-            kind,
-            None if seed is None else int(seed),
-            _canonical_json(config),
-            DONE,
-            datetime.now(UTC).replace(tzinfo=None),
-            code_version(),
-            parent_run_id,
-            None if summary is None else _canonical_json(summary),
-            n_steps,
-            n_assets,
-        ]
+        prepared = []
+        for r in records:
+            tables = _result_tables(r.result) if r.result is not None else {}
+            n_steps, n_assets = _run_shape(r.config, r.result)
+            run_row = [
+                r.run_id,
+                r.kind,
+                None if r.seed is None else int(r.seed),
+                _canonical_json(r.config),
+                DONE,
+                datetime.now(UTC).replace(tzinfo=None),
+                code_version(),
+                r.parent_run_id,
+                None if r.summary is None else _canonical_json(r.summary),
+                n_steps,
+                n_assets,
+            ]
+            prepared.append((r.run_id, run_row, _metric_table(r.metrics), tables))
         check_writable(self.path)
         with self._connect(read_only=False) as con:
             con.begin()
@@ -215,17 +240,17 @@ class RunStore:
                 # Schema inside the transaction: a first save killed early leaves no half schema.
                 for statement in _schema_ddl():
                     con.execute(statement)
-                status = _scalar(con, "SELECT status FROM runs WHERE run_id = ?", [run_id])
-                if status == DONE:
-                    con.rollback()
-                    return run_id
-                # A row with another status was left by some other tool: replace it entirely.
-                for table in ALL_TABLES:
-                    con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
-                placeholders = ", ".join("?" * len(RUN_COLUMNS))
-                con.execute(f"INSERT INTO runs VALUES ({placeholders})", run_row)
-                for table, data in [("metrics", metric_table), *tables.items()]:
-                    _bulk_insert(con, table, run_id, data)
+                for run_id, run_row, metric_table, tables in prepared:
+                    status = _scalar(con, "SELECT status FROM runs WHERE run_id = ?", [run_id])
+                    if status == DONE:
+                        continue
+                    # A row with another status was left by some other tool: replace it.
+                    for table in ALL_TABLES:
+                        con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+                    placeholders = ", ".join("?" * len(RUN_COLUMNS))
+                    con.execute(f"INSERT INTO runs VALUES ({placeholders})", run_row)
+                    for table, data in [("metrics", metric_table), *tables.items()]:
+                        _bulk_insert(con, table, run_id, data)
                 slow = float(os.environ.get(SLOW_SAVE_ENV, "0") or 0)
                 if slow > 0:
                     time.sleep(slow)
@@ -234,7 +259,7 @@ class RunStore:
                 with contextlib.suppress(duckdb.Error):
                     con.rollback()
                 raise
-        return run_id
+        return [r.run_id for r in records]
 
     # ---- reading ----------------------------------------------------------------------------
 

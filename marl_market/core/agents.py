@@ -78,11 +78,13 @@ class MarketMakers:
 
     kind = "maker"
 
-    def __init__(self, agent_ids: list[int], n_assets: int, params: MakerParams, rng):
+    def __init__(self, agent_ids: list[int], n_assets: int, params: MakerParams, rngs: list):
         self.ids = agent_ids
         self.member_of = {agent_id: i for i, agent_id in enumerate(agent_ids)}
         self.params = params
-        self.rng = rng
+        # One stream per maker: maker i draws the same numbers however many makers there are,
+        # so adding a maker changes the market only through what that maker does.
+        self.rngs = rngs
         # Live quote ids per (member, asset): [bid_id, ask_id] (0 = none).
         self.quotes = [[[0, 0] for _ in range(n_assets)] for _ in agent_ids]
         self.active = True
@@ -91,7 +93,6 @@ class MarketMakers:
         if not self.active or view.best_bid is None and view.best_ask is None and view.mid <= 0:
             return
         p = self.params
-        rng = self.rng
         withdraw = min(p.withdraw_max, max(0.0, view.activity - p.withdraw_threshold))
         size = max(1, int(p.quote_size / max(1.0, view.activity)))
         sigma_ticks = view.sigma_fast * view.mid
@@ -100,12 +101,14 @@ class MarketMakers:
         centre_base = p.mid_weight * view.mid + (1.0 - p.mid_weight) * view.ema_mid
         for member, agent_id in enumerate(self.ids):
             # Draw both numbers every step so the random stream does not depend on state.
+            rng = self.rngs[member]
             skip = rng.random() < withdraw
             half = rng.uniform(p.base_half_spread_low, p.base_half_spread_high)
             if skip:
                 continue
             half += vol_term + cost_ticks
             inv = inventory[agent_id]
+            half += p.inventory_widening * abs(inv)
             centre = centre_base - p.inventory_skew * inv
             bid = math.floor(centre - half)
             ask = math.ceil(centre + half)
@@ -265,11 +268,17 @@ class NoiseTraders:
         # Costs (a Tobin tax) deter uninformed trading: participation x exp(-cost / sensitivity).
         participation = math.exp(-view.cost * 1e4 / p.tax_sensitivity_bp) * self.rate_scale
         inv_alpha = -1.0 / p.size_pareto_alpha
-        for member in poisson_superposition(rng, len(self.ids), p.orders_per_step * participation):
+        # Actions arrive at the full rate and each is kept with probability `participation`
+        # (Poisson thinning): every number is drawn whatever the participation, so a tax or a
+        # drought changes which actions happen, not the random stream (common random numbers).
+        for member in poisson_superposition(rng, len(self.ids), p.orders_per_step):
+            keep = rng.random() < participation
             is_buy = rng.random() < 0.5
             is_market = rng.random() < p.market_order_share
             offset = p.limit_offset_min + rng.exponential(p.limit_offset_mean_extra)
             qty = min(p.size_cap, int(rng.random() ** inv_alpha))
+            if not keep:
+                continue
             if is_market:
                 op = (ORDER, is_buy, qty, None, 0, False)
             else:

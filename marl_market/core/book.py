@@ -300,6 +300,11 @@ class OrderBook:
             prices = nsmallest(levels, level_qty)
         return [(p, level_qty[p]) for p in prices]
 
+    def quantity_between(self, side: str, low: int, high: int) -> int:
+        """Resting quantity on ``side`` at prices ``low..high`` (inclusive), in O(high - low)."""
+        level_qty = self._level_qty[side == BUY]
+        return sum(level_qty.get(p, 0) for p in range(low, high + 1))
+
     def total_qty(self, side: str) -> int:
         """All resting quantity on ``side``."""
         return sum(self._level_qty[side == BUY].values())

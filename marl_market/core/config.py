@@ -45,7 +45,7 @@ class FundamentalParams:
     mean_reversion: float = 0.002  # pull of log F towards its anchor per step
     anchor_volatility: float = 5e-5  # per-step sd of the anchor's random walk
     jump_probability: float = 0.0005
-    jump_size: float = 0.004  # sd of a jump in log F
+    jump_size: float = 0.0025  # sd of a jump in log F
 
 
 @dataclass(frozen=True)
@@ -67,16 +67,18 @@ class VolatilityFeedback:
 class MakerParams:
     """Market makers quote both sides, skew by inventory and withdraw when volatility spikes."""
 
-    base_half_spread_low: float = 0.5  # ticks; each requote draws U(low, high) ...
+    base_half_spread_low: float = 0.0  # ticks; each requote draws U(low, high) ...
     base_half_spread_high: float = 1.5
     vol_half_spread: float = 0.3  # ... plus this x sigma_fast (ticks), capped below
     max_vol_half_spread: float = 4.0
     mid_weight: float = 1.0  # quote centre = w * mid + (1 - w) * EMA(mid); < 1 lags the mid
     ema_halflife: float = 20.0
     inventory_skew: float = 0.05  # ticks of centre shift per unit of inventory
+    inventory_widening: float = 0.03  # extra half-spread (ticks) per unit of |inventory|
     quote_size: int = 10
-    withdraw_threshold: float = 1.5  # skip requote w.p. min(withdraw_max,
-    withdraw_max: float = 0.6  #     max(0, activity - withdraw_threshold))
+    # Skip the requote w.p. min(withdraw_max, max(0, activity - withdraw_threshold)).
+    withdraw_threshold: float = 1.5
+    withdraw_max: float = 0.6
     position_limit: int = 200
     endowment: int = 50  # shares held at the start (what a short ban lets it sell)
     inventory_penalty: float = 1e-3  # reward: - lambda * inventory^2
@@ -154,7 +156,7 @@ class MarketConfig:
     value: ValueParams = field(default_factory=ValueParams)
     noise: NoiseParams = field(default_factory=NoiseParams)
     rules: Rules = field(default_factory=Rules)
-    depth_levels: int = 5  # levels summed into the per-step depth record
+    depth_band: int = 5  # ticks from the mid within which the per-step depth is summed
     agent_record_interval: int = 10  # steps between per-agent PnL/inventory samples
 
     def replace(self, **changes) -> MarketConfig:

@@ -31,7 +31,13 @@ from marl_market.core.agents import (
     ValueTraders,
 )
 from marl_market.core.book import OrderBook
-from marl_market.core.config import AGENT_KINDS, MarketConfig
+from marl_market.core.config import (
+    AGENT_KINDS,
+    FundamentalParams,
+    MarketConfig,
+    NoiseParams,
+    Rules,
+)
 from marl_market.core.results import (
     AGENT_COLUMNS,
     AGENT_STEP_COLUMNS,
@@ -65,9 +71,10 @@ class Market:
         self.config = config
         self.seed = seed
         streams = np.random.SeedSequence(seed).spawn(7)
-        fund_rng, order_rng, maker_rng, mom_rng, value_rng, noise_rng, init_rng = (
+        fund_rng, order_rng, _, mom_rng, value_rng, noise_rng, init_rng = (
             np.random.default_rng(s) for s in streams
         )
+        maker_streams = streams[2].spawn(config.population.makers)
         self._fund_rng = fund_rng
         self._order_rng = order_rng
         n_assets = config.n_assets
@@ -82,7 +89,9 @@ class Market:
         self.agent_kinds = kinds
         self.agent_ids = ids
         n_agents = len(kinds)
-        self.makers = MarketMakers(ids["maker"], n_assets, config.maker, maker_rng)
+        self.makers = MarketMakers(
+            ids["maker"], n_assets, config.maker, [np.random.default_rng(s) for s in maker_streams]
+        )
         self.momentum = MomentumTraders(ids["momentum"], config.momentum, mom_rng)
         self.value = ValueTraders(ids["value"], n_assets, config.value, value_rng)
         self.noise = NoiseTraders(ids["noise"], config.noise, noise_rng)
@@ -193,6 +202,28 @@ class Market:
     def return_market_makers(self) -> None:
         """The market makers come back and quote again from the next decision on."""
         self.makers.active = True
+
+    def set_rules(self, rules: Rules) -> None:
+        """Change the market's rules (fees, Tobin tax, short ban) from now on."""
+        self.config = self.config.replace(rules=rules)
+        for view in self.views:
+            view.cost = rules.tobin_tax
+
+    def set_regime(self, fundamental: FundamentalParams, noise: NoiseParams) -> None:
+        """Switch the fundamental's and the noise traders' parameters (e.g. to stress)."""
+        self.config = self.config.replace(fundamental=fundamental, noise=noise)
+        self.noise.params = noise
+
+    def scale_noise(self, factor: float) -> None:
+        """Scale the noise traders' participation (1 = normal; a drought is well below 1)."""
+        if not 0.0 <= factor <= 1.0:
+            raise ValueError(f"noise participation factor must be in [0, 1], got {factor}")
+        self.noise.rate_scale = factor
+
+    def shock_fundamental(self, log_jump: float, asset: int = 0) -> None:
+        """Jump the fair value of ``asset`` by ``log_jump`` (e.g. -0.03 for about -3%)."""
+        self.log_fair[asset] += log_jump
+        self.anchor[asset] += log_jump
 
     # ------------------------------------------------------------------ the step
     def step(self) -> None:
@@ -406,9 +437,16 @@ class Market:
         rec["fair_value"].append(math.exp(self.log_fair[asset]))
         rec["volume"].append(self._volume[asset])
         rec["n_trades"].append(self._n_trades[asset])
-        levels = self.config.depth_levels
-        rec["bid_depth"].append(sum(q for _, q in book.depth("buy", levels)))
-        rec["ask_depth"].append(sum(q for _, q in book.depth("sell", levels)))
+        # Liquidity near the price: quantity within `depth_band` ticks of the mid. (The best
+        # N *levels* would not show a crash: they just move out to the deep noise layer.)
+        band = self.config.depth_band
+        mid = view.mid
+        rec["bid_depth"].append(
+            book.quantity_between("buy", math.ceil(mid - band), math.floor(mid))
+        )
+        rec["ask_depth"].append(
+            book.quantity_between("sell", math.ceil(mid), math.floor(mid + band))
+        )
         rec["makers_active"].append(len(self.makers.ids) if self.makers.active else 0)
         self._volume[asset] = 0
         self._n_trades[asset] = 0

@@ -19,8 +19,8 @@ STEP_COLUMNS = {
     "fair_value": np.float64,  # ticks
     "volume": np.int64,  # shares traded during the step
     "n_trades": np.int64,
-    "bid_depth": np.int64,  # resting quantity in the best `depth_levels` bid levels
-    "ask_depth": np.int64,
+    "bid_depth": np.int64,  # resting bid quantity within `depth_band` (5) ticks of the mid
+    "ask_depth": np.int64,  # resting ask quantity within `depth_band` ticks of the mid
     "makers_active": np.int64,  # market makers still in the market
 }
 TRADE_COLUMNS = {
