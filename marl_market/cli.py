@@ -24,7 +24,7 @@ try:  # typer >= 0.20 ships its own copy of click; its exceptions live there
 except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as click_errors
 
-from marl_market.records import InputError, validate_simulate
+from marl_market.records import InputError, validate_scenario, validate_simulate
 from marl_market.store import (
     DB_ENV,
     QueryRefused,
@@ -170,6 +170,110 @@ def simulate(
                 "reference": {"sp500": _clean(reference.as_dict())},
             }
         )
+
+
+# ---------------------------------------------------------------------------------- scenario
+@app.command()
+def scenario(
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="flash_crash | short_ban | tobin_tax | stress | drought | shock | compare"
+        ),
+    ] = "compare",
+    seed: Annotated[int, typer.Option(help="First seed.")] = 42,
+    seeds: Annotated[
+        int | None, typer.Option(help="Number of seeds [default: 20 for compare, else 1].")
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Steps per run.")] = 5_000,
+    pull_at: Annotated[
+        int | None, typer.Option(help="Intervention step (the makers' pull) [default: mid-run].")
+    ] = None,
+    return_at: Annotated[
+        int | None,
+        typer.Option(help="Step the makers return in a flash crash [default: pull + 500]."),
+    ] = None,
+    tax_bp: Annotated[float, typer.Option(help="Tobin tax in basis points of notional.")] = 10.0,
+    makers: Annotated[int, typer.Option(help="Market makers.")] = 2,
+    momentum: Annotated[int, typer.Option(help="Momentum traders.")] = 4,
+    value: Annotated[int, typer.Option(help="Value traders.")] = 3,
+    noise: Annotated[int, typer.Option(help="Noise traders.")] = 4,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes [default: all cores].")
+    ] = None,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Run an intervention (or all of them) against a same-seed baseline, over many seeds."""
+    from marl_market.experiments import resolve_scenario, run_scenarios
+
+    try:
+        request = validate_scenario(
+            kind=kind,
+            seed=seed,
+            seeds=seeds,
+            steps=steps,
+            pull_at=pull_at,
+            return_at=return_at,
+            tax_bp=tax_bp,
+            makers=makers,
+            momentum=momentum,
+            value=value,
+            noise=noise,
+            workers=workers,
+        )
+        scenarios = [
+            resolve_scenario(k, request.steps, request.pull_at, request.return_at, request.tax_bp)
+            for k in request.kinds
+        ]
+    except (InputError, ValueError) as error:
+        fail(str(error))
+    store = _store(db, for_writing=True)
+    console = _console(json_out)
+    with Progress(
+        TextColumn(f"{request.kind}: seeds"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("seeds", total=request.seeds)
+        outcome = run_scenarios(
+            request.to_config(),
+            scenarios,
+            request.seed_list,
+            store=store,
+            workers=request.workers,
+            progress=lambda done, total: bar.update(task, completed=done),
+        )
+    for name in outcome.kinds:
+        console.print(_scenario_table(name, outcome.summaries[name], len(outcome.seeds)))
+    if outcome.run_id:
+        console.print(f"compare stored as run {outcome.run_id}")
+    if json_out:
+        _emit_json(_clean(outcome.as_dict()))
+
+
+def _scenario_table(name: str, summary: dict, n_seeds: int) -> Table:
+    table = Table(title=f"{name} vs baseline ({n_seeds} seed(s), 95% CI of the difference)")
+    for column in ("metric", "scenario", "baseline", "difference [95% CI]", "expected sign"):
+        table.add_column(column)
+    for metric, s in summary.items():
+        if s["mean"] is None:
+            table.add_row(metric, "n/a", "n/a", "n/a", "")
+            continue
+        ci = "" if s["ci_low"] is None else f" [{s['ci_low']:.3g}, {s['ci_high']:.3g}]"
+        sign = "" if not s["documented"] else ("+" if s["expected_sign"] > 0 else "-")
+        share = f"{sign} on {s['sign_fraction']:.0%}" if sign else ""
+        table.add_row(
+            metric,
+            f"{s['mean']:.3g}",
+            f"{s['baseline_mean']:.3g}",
+            f"{s['diff_mean']:+.3g}{ci}",
+            share,
+        )
+    return table
 
 
 # ---------------------------------------------------------------------------------- runs

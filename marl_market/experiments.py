@@ -132,6 +132,7 @@ class ScenarioOutcome:
             "steps": self.steps,
             "run_ids": self.run_ids,
             "cached": self.cached,
+            "per_seed": self.per_seed,
         }
         payload.update(self.summaries)
         return payload

@@ -82,3 +82,86 @@ def validate_simulate(**options) -> SimulateRequest:
         return SimulateRequest(**options)
     except ValidationError as error:
         raise InputError(one_line(error)) from None
+
+
+SCENARIO_CHOICES = (
+    "flash_crash",
+    "short_ban",
+    "tobin_tax",
+    "stress",
+    "drought",
+    "shock",
+    "compare",
+)
+
+
+class ScenarioRequest(BaseModel):
+    """What ``marlsim scenario`` and the Scenarios page ask for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str
+    seed: Annotated[int, Field(ge=0, lt=2**63)] = 42
+    seeds: int | None = None  # default: 20 for compare, 1 for a single scenario
+    steps: Annotated[int, Field(gt=0, le=10_000_000)] = 5_000
+    pull_at: int | None = None
+    return_at: int | None = None
+    tax_bp: float = 10.0
+    makers: Annotated[int, Field(ge=0, le=1_000)] = 2
+    momentum: Annotated[int, Field(ge=0, le=10_000)] = 4
+    value: Annotated[int, Field(ge=0, le=10_000)] = 3
+    noise: Annotated[int, Field(ge=0, le=100_000)] = 4
+    workers: int | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ScenarioRequest:
+        if self.kind not in SCENARIO_CHOICES:
+            raise ValueError(
+                f"unknown kind {self.kind!r}: choose from {', '.join(SCENARIO_CHOICES)}"
+            )
+        if self.seeds is None:
+            self.seeds = 20 if self.kind == "compare" else 1
+        if self.seeds < 1:
+            raise ValueError(f"seeds must be at least 1, got {self.seeds}")
+        if self.seed + self.seeds > 2**63:
+            raise ValueError("seed + seeds is too large")
+        if self.makers + self.momentum + self.value + self.noise == 0:
+            raise ValueError("the population is empty: give at least one agent")
+        if self.steps < 100:
+            raise ValueError(f"a scenario needs at least 100 steps, got {self.steps}")
+        pull = self.steps // 2 if self.pull_at is None else self.pull_at
+        if not 0 < pull < self.steps:
+            raise ValueError(f"pull step {pull} is not inside the run (1..{self.steps - 1} steps)")
+        if self.return_at is not None:
+            if self.return_at <= pull:
+                raise ValueError(f"return step {self.return_at} is not after the pull ({pull})")
+            if self.return_at > self.steps:
+                raise ValueError(f"return step {self.return_at} is beyond the run ({self.steps})")
+        if not 0 <= self.tax_bp <= 10_000:
+            raise ValueError(f"the Tobin tax must be between 0 and 10000 bp, got {self.tax_bp}")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {self.workers}")
+        return self
+
+    @property
+    def kinds(self) -> list[str]:
+        return list(SCENARIO_CHOICES[:-1]) if self.kind == "compare" else [self.kind]
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seed, self.seed + self.seeds))
+
+    def to_config(self, base: MarketConfig | None = None) -> MarketConfig:
+        base = base or MarketConfig()
+        population = Population(
+            makers=self.makers, momentum=self.momentum, value=self.value, noise=self.noise
+        )
+        return base.replace(steps=self.steps, population=population)
+
+
+def validate_scenario(**options) -> ScenarioRequest:
+    """``ScenarioRequest(**options)``, raising ``InputError`` with one line on bad input."""
+    try:
+        return ScenarioRequest(**options)
+    except ValidationError as error:
+        raise InputError(one_line(error)) from None
