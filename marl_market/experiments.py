@@ -22,7 +22,7 @@ from marl_market.core.scenarios import (
     Scenario,
     baseline_metrics,
     measure,
-    run_scenario,
+    run_with_baseline,
     summarise,
 )
 from marl_market.store import RunRecord, RunStore, code_version, make_run_id
@@ -169,8 +169,7 @@ def _scenario_config(config: MarketConfig, scenario: Scenario | None) -> dict:
 
 def _run_one_seed(config: MarketConfig, scenarios: list[Scenario], seed: int) -> tuple:
     """Worker: the baseline and every scenario for one seed (common random numbers)."""
-    baseline = simulate(config, seed)
-    runs = [run_scenario(config, scenario, seed) for scenario in scenarios]
+    baseline, runs = run_with_baseline(config, scenarios, seed)
     pairs = [
         (measure(run, scenario, baseline), baseline_metrics(baseline, scenario))
         for run, scenario in zip(runs, scenarios, strict=True)

@@ -196,3 +196,14 @@ def test_single_scenario_prints_the_same_metric_names(tmp_path):
     assert payload["kinds"] == ["short_ban"]
     assert set(payload["short_ban"]) == set(METRICS)
     assert payload["short_ban"]["volume_change_pct"]["ci_low"] is None  # one seed: no interval
+
+
+def test_forking_at_the_intervention_gives_the_same_runs_as_from_scratch(baseline):
+    from marl_market.core.scenarios import run_with_baseline
+    from tests.test_market import digest
+
+    scenarios = [resolve_scenario(k, STEPS) for k in ("flash_crash", "tobin_tax", "shock")]
+    forked_baseline, forked = run_with_baseline(CONFIG, scenarios, 42)
+    assert digest(forked_baseline) == digest(baseline)
+    for scenario, run in zip(scenarios, forked, strict=True):
+        assert digest(run) == digest(run_scenario(CONFIG, scenario, 42))

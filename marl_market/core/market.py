@@ -16,6 +16,7 @@ intervention (common random numbers).
 
 from __future__ import annotations
 
+import copy
 import gc
 import math
 from collections.abc import Callable
@@ -257,22 +258,35 @@ class Market:
             self._record_agents(t)
         self.t = t + 1
 
+    def fork(self) -> Market:
+        """An independent copy of the market as it stands now (books, agents, random streams).
+
+        Playing the copy gives exactly what this market would give from here, so scenarios can
+        branch off a shared history instead of replaying it.
+        """
+        return copy.deepcopy(self)
+
     def run(self, progress: Callable[[int, int], None] | None = None) -> RunResult:
         """Play all remaining steps and return the run's record."""
+        self.advance(self.config.steps, progress)
+        return self.result()
+
+    def advance(self, until: int, progress: Callable[[int, int], None] | None = None) -> None:
+        """Play steps until ``until`` steps have been played (or the run is over)."""
         total = self.config.steps
+        until = min(until, total)
         # The step loop makes millions of short-lived objects and no reference cycles, so the
         # cyclic collector would only cost time here.
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            while self.t < total:
+            while self.t < until:
                 self.step()
                 if progress is not None and (self.t % 1000 == 0 or self.t == total):
                     progress(self.t, total)
         finally:
             if gc_was_enabled:
                 gc.enable()
-        return self.result()
 
     # ------------------------------------------------------------------ orders
     def _play(self, turn: tuple) -> None:
