@@ -39,8 +39,8 @@ def parse_config(data: dict) -> MarketConfig:
         raise InputError(f"invalid config: {one_line(error)}") from None
 
 
-class SimulateRequest(BaseModel):
-    """What ``marlsim simulate`` and the Market page ask for."""
+class MarketRequest(BaseModel):
+    """The options every simulating request shares: run length, seed and population."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -50,12 +50,28 @@ class SimulateRequest(BaseModel):
     momentum: Annotated[int, Field(ge=0, le=10_000)] = 4
     value: Annotated[int, Field(ge=0, le=10_000)] = 3
     noise: Annotated[int, Field(ge=0, le=100_000)] = 4
+
+    @model_validator(mode="after")
+    def _check_population(self) -> MarketRequest:
+        if self.makers + self.momentum + self.value + self.noise == 0:
+            raise ValueError("the population is empty: give at least one agent")
+        return self
+
+    def to_config(self, base: MarketConfig | None = None) -> MarketConfig:
+        base = base or MarketConfig()
+        population = Population(
+            makers=self.makers, momentum=self.momentum, value=self.value, noise=self.noise
+        )
+        return base.replace(steps=self.steps, population=population)
+
+
+class SimulateRequest(MarketRequest):
+    """What ``marlsim simulate`` and the Market page ask for."""
+
     return_interval: Annotated[int, Field(gt=0)] = 5
 
     @model_validator(mode="after")
     def _check(self) -> SimulateRequest:
-        if self.makers + self.momentum + self.value + self.noise == 0:
-            raise ValueError("the population is empty: give at least one agent")
         if self.return_interval >= self.steps:
             raise ValueError(
                 f"return interval {self.return_interval} is not smaller than the run "
@@ -67,13 +83,6 @@ class SimulateRequest(BaseModel):
                 f"{MIN_RETURNS} returns: use more steps or a shorter return interval"
             )
         return self
-
-    def to_config(self, base: MarketConfig | None = None) -> MarketConfig:
-        base = base or MarketConfig()
-        population = Population(
-            makers=self.makers, momentum=self.momentum, value=self.value, noise=self.noise
-        )
-        return base.replace(steps=self.steps, population=population)
 
 
 def validate_simulate(**options) -> SimulateRequest:
@@ -95,22 +104,15 @@ SCENARIO_CHOICES = (
 )
 
 
-class ScenarioRequest(BaseModel):
+class ScenarioRequest(MarketRequest):
     """What ``marlsim scenario`` and the Scenarios page ask for."""
 
-    model_config = ConfigDict(extra="forbid")
-
     kind: str
-    seed: Annotated[int, Field(ge=0, lt=2**63)] = 42
-    seeds: int | None = None  # default: 20 for compare, 1 for a single scenario
     steps: Annotated[int, Field(gt=0, le=10_000_000)] = 5_000
+    seeds: int | None = None  # default: 20 for compare, 1 for a single scenario
     pull_at: int | None = None
     return_at: int | None = None
     tax_bp: float = 10.0
-    makers: Annotated[int, Field(ge=0, le=1_000)] = 2
-    momentum: Annotated[int, Field(ge=0, le=10_000)] = 4
-    value: Annotated[int, Field(ge=0, le=10_000)] = 3
-    noise: Annotated[int, Field(ge=0, le=100_000)] = 4
     workers: int | None = None
 
     @model_validator(mode="after")
@@ -125,8 +127,6 @@ class ScenarioRequest(BaseModel):
             raise ValueError(f"seeds must be at least 1, got {self.seeds}")
         if self.seed + self.seeds > 2**63:
             raise ValueError("seed + seeds is too large")
-        if self.makers + self.momentum + self.value + self.noise == 0:
-            raise ValueError("the population is empty: give at least one agent")
         if self.steps < 100:
             raise ValueError(f"a scenario needs at least 100 steps, got {self.steps}")
         pull = self.steps // 2 if self.pull_at is None else self.pull_at
@@ -150,13 +150,6 @@ class ScenarioRequest(BaseModel):
     @property
     def seed_list(self) -> list[int]:
         return list(range(self.seed, self.seed + self.seeds))
-
-    def to_config(self, base: MarketConfig | None = None) -> MarketConfig:
-        base = base or MarketConfig()
-        population = Population(
-            makers=self.makers, momentum=self.momentum, value=self.value, noise=self.noise
-        )
-        return base.replace(steps=self.steps, population=population)
 
 
 def validate_scenario(**options) -> ScenarioRequest:

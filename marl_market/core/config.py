@@ -128,6 +128,7 @@ class NoiseParams:
     size_pareto_alpha: float = 1.4
     size_cap: int = 100
     tax_sensitivity_bp: float = 10.0  # participation x exp(-cost_bp / sensitivity)
+    inventory_penalty: float = 0.0  # noise traders' reward is their dMTM alone
     position_limit: int = 300
     endowment: int = 100  # shares held at the start (what a short ban lets it sell)
 
@@ -161,6 +162,15 @@ class MarketConfig:
 
     def replace(self, **changes) -> MarketConfig:
         return dataclasses.replace(self, **changes)
+
+    def agent_params(self, kind: str) -> MakerParams | MomentumParams | ValueParams | NoiseParams:
+        """The parameters of one agent type (``kind`` from ``AGENT_KINDS``)."""
+        return {
+            "maker": self.maker,
+            "momentum": self.momentum,
+            "value": self.value,
+            "noise": self.noise,
+        }[kind]
 
 
 def config_to_dict(config: MarketConfig) -> dict:

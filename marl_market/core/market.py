@@ -96,22 +96,14 @@ class Market:
         self.momentum = MomentumTraders(ids["momentum"], config.momentum, mom_rng)
         self.value = ValueTraders(ids["value"], n_assets, config.value, value_rng)
         self.noise = NoiseTraders(ids["noise"], config.noise, noise_rng)
-        limits = {
-            "maker": config.maker.position_limit,
-            "momentum": config.momentum.position_limit,
-            "value": config.value.position_limit,
-            "noise": config.noise.position_limit,
-        }
-        self.position_limit = [limits[k] for k in kinds]
-        endowments = {
-            "maker": config.maker.endowment,
-            "momentum": config.momentum.endowment,
-            "value": config.value.endowment,
-            "noise": config.noise.endowment,
-        }
+        params = [config.agent_params(kind) for kind in kinds]
+        self.position_limit = [p.position_limit for p in params]
         # Shares each agent owns at the start. ``inventory`` below is the position relative to
         # it (what strategies, limits and PnL use); a short ban looks at endowment + position.
-        self.endowment = [endowments[k] for k in kinds]
+        self.endowment = [p.endowment for p in params]
+        # Per-agent weights of each type's own reward terms (see ``_update_rewards``).
+        self._inventory_penalty = np.array([p.inventory_penalty for p in params])
+        self._is_maker = np.array([kind == "maker" for kind in kinds])
 
         # Accounts (Python lists: scalar updates per fill are the hot path).
         self.cash = [0.0] * n_agents
@@ -123,7 +115,6 @@ class Market:
         self.cumulative_reward = np.zeros(n_agents)
         self.last_reward = np.zeros(n_agents)
         self._last_mtm = np.zeros(n_agents)
-        self._reward_weights()
 
         self.books = [OrderBook() for _ in range(n_assets)]
         # Live resting orders per asset: order_id -> (is_buy, owner), to keep open qty right.
@@ -162,18 +153,6 @@ class Market:
         self._seed_book(init_rng)
 
     # ------------------------------------------------------------------ set-up
-    def _reward_weights(self) -> None:
-        """Per-agent weights of each type's own reward terms (see ``rewards``)."""
-        c = self.config
-        penalty = {
-            "maker": c.maker.inventory_penalty,
-            "momentum": c.momentum.inventory_penalty,
-            "value": c.value.inventory_penalty,
-            "noise": 0.0,
-        }
-        self._inventory_penalty = np.array([penalty[k] for k in self.agent_kinds])
-        self._is_maker = np.array([k == "maker" for k in self.agent_kinds])
-
     def _seed_book(self, rng: np.random.Generator) -> None:
         """Noise traders' deep layer on both sides, so the first step has a book to trade on."""
         p = self.config.noise
