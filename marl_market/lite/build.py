@@ -39,6 +39,8 @@ REQUIREMENTS = ("plotly==5.24.1",)
 # The page is mounted at the top of Pyodide's home directory: Streamlit puts the script's
 # directory on sys.path, which makes the embedded ``marl_market`` package importable.
 ENTRYPOINT = "streamlit_app.py"
+# A page for viewers: no "Deploy" button or developer menu (there is no server to deploy).
+STREAMLIT_CONFIG = {"client.toolbarMode": "viewer"}
 
 
 def embedded_sources() -> dict[str, Path]:
@@ -67,6 +69,7 @@ def render_dashboard() -> str:
         "entrypoint": ENTRYPOINT,
         "pyodideUrl": PYODIDE_URL,
         "requirements": list(REQUIREMENTS),
+        "streamlitConfig": STREAMLIT_CONFIG,
     }
     listed = ", ".join(sorted(_repo_path(path) for path in sources.values()))
     return _TEMPLATE.format(

@@ -123,8 +123,9 @@ def fmt(value: float | None, pattern: str = "{:.2f}") -> str:
     return pattern.format(value)
 
 
-def spread_metric(live: LiveRun, spread: np.ndarray) -> None:
-    """The spread of the latest chunk, against the pre-pull mean once the makers are gone."""
+def spread_metrics(live: LiveRun, spread: np.ndarray, now_slot, before_slot) -> None:
+    """The spread of the latest chunk (in ``now_slot``) and, once the makers are gone, the
+    pre-pull mean it is compared with (in ``before_slot``)."""
     now = nanmean(spread[-CHUNK:])
     if live.pulled_at is not None:
         ref = nanmean(spread[max(0, live.pulled_at - PRE_PULL_WINDOW) : live.pulled_at])
@@ -133,7 +134,7 @@ def spread_metric(live: LiveRun, spread: np.ndarray) -> None:
         ref = nanmean(spread[:-CHUNK]) if len(spread) > CHUNK else now
         label = "vs run mean"
     delta = f"{now - ref:+.1f} {label}" if math.isfinite(now - ref) else None
-    st.metric(
+    now_slot.metric(
         "Spread (ticks)",
         fmt(now, "{:.1f}"),
         delta,
@@ -141,7 +142,7 @@ def spread_metric(live: LiveRun, spread: np.ndarray) -> None:
         help=f"Mean best ask - best bid over the last {CHUNK} steps.",
     )
     if live.pulled_at is not None:
-        st.metric(
+        before_slot.metric(
             "Pre-pull spread (ticks)",
             fmt(ref, "{:.1f}"),
             help=f"Mean spread over the {PRE_PULL_WINDOW} steps before the pull.",
@@ -202,9 +203,12 @@ with st.sidebar:
     steps = st.slider("Steps", 1_000, 10_000, 2_000, step=500, key="steps")
     seed = int(st.number_input("Seed", 0, 2**31 - 1, 42, key="seed"))
     st.header("Rules (live)")
-    short_ban = st.toggle("Short-selling ban", value=False, key="short_ban")
-    tobin = st.toggle("Tobin tax", value=False, key="tobin")
-    tax_bp = st.slider("Tax rate (bp of notional)", 1, 100, 10, key="tax_bp")
+    live_help = "Applies to the live run from its current step, until switched off."
+    short_ban = st.toggle("Short-selling ban", value=False, key="short_ban", help=live_help)
+    tobin = st.toggle("Tobin tax", value=False, key="tobin", help=live_help)
+    tax_bp = st.slider(
+        "Tax rate (bp of notional)", 1, 100, 10, key="tax_bp", help="Paid by both sides."
+    )
 
 population = Population(makers=makers, momentum=momentum, value=value, noise=noise)
 if population.total == 0:
@@ -237,31 +241,25 @@ st.caption(
     )
 )
 
-controls, gauges = st.columns([2, 3])
-with controls:
-    st.button(
-        "Pull market makers",
-        key="pull",
-        on_click=pull_market_makers,
-        type="primary",
-        help="Every market maker cancels its quotes and stops quoting (once per run).",
-    )
-    st.button(f"Advance {CHUNK} steps", key="advance", help="Any interaction plays the next steps.")
-    st.button("Restart the run", key="restart", on_click=request_restart)
-    if live.pulled_at is not None:
-        st.markdown(f"Makers pulled at step **{live.pulled_at:,}**.")
-    if market.t >= market.config.steps:
-        st.warning("The live run is full: restart it to go on.")
-with gauges:
-    cols = st.columns(4)
-    with cols[0]:
-        st.metric("Step", f"{market.t:,}")
-    with cols[1]:
-        spread_metric(live, spread)
-    with cols[2]:
-        st.metric("Depth near the mid", f"{nanmean(depth[-CHUNK:].astype(float)):.0f}")
-    with cols[3]:
-        st.metric("Mid (ticks)", f"{result.asset_series('mid')[-1]:,.1f}")
+buttons = st.columns([1, 1, 1, 3])
+buttons[0].button(
+    "Pull market makers",
+    key="pull",
+    on_click=pull_market_makers,
+    type="primary",
+    help="Every market maker cancels its quotes and stops quoting (once per run).",
+)
+buttons[1].button(f"Advance {CHUNK} steps", key="advance", help="Any interaction plays on.")
+buttons[2].button("Restart the run", key="restart", on_click=request_restart)
+if live.pulled_at is not None:
+    buttons[3].markdown(f"Makers pulled at step **{live.pulled_at:,}**.")
+if market.t >= market.config.steps:
+    st.warning("The live run is full: restart it to go on.")
+gauges = st.columns(5)
+gauges[0].metric("Step", f"{market.t:,}")
+spread_metrics(live, spread, gauges[1], gauges[2])
+gauges[3].metric("Depth near the mid", f"{nanmean(depth[-CHUNK:].astype(float)):.0f}")
+gauges[4].metric("Mid (ticks)", f"{result.asset_series('mid')[-1]:,.1f}")
 
 price_fig = market_figure(result.steps, title="Price, spread and volume")
 mark_events(price_fig, live.events)
