@@ -35,8 +35,9 @@ def market_figure(steps: dict[str, np.ndarray], asset: int = 0, title: str = "")
         go.Scatter(x=step, y=steps["spread"][rows], name="spread", line={"width": 1}), 2, 1
     )
     fig.add_trace(go.Bar(x=step, y=steps["volume"][rows], name="volume"), 3, 1)
+    if title:  # plotly.js 2.x prints "undefined" for an explicit empty title
+        fig.update_layout(title=title)
     fig.update_layout(
-        title=title or None,
         height=640,
         margin={"l": 50, "r": 20, "t": 60, "b": 40},
         legend={"orientation": "h", "y": 1.06},

@@ -15,7 +15,6 @@ crash shows in the spread metric on that same rerun.
 
 from __future__ import annotations
 
-import gc
 import math
 import time
 from dataclasses import dataclass, field
@@ -27,7 +26,13 @@ import streamlit as st
 from marl_market.core.config import MarketConfig, Population, Rules
 from marl_market.core.facts import acf_confidence_band, compute_facts
 from marl_market.core.market import Market
-from marl_market.core.scenarios import Scenario, baseline_metrics, measure, run_scenario, summarise
+from marl_market.core.scenarios import (
+    Scenario,
+    baseline_metrics,
+    measure,
+    run_with_baseline,
+    summarise,
+)
 from marl_market.plots import acf_figure, depth_figure, market_figure
 
 CHUNK = 200  # steps each rerun adds to the live run
@@ -61,18 +66,8 @@ class LiveRun:
 
 def advance(market: Market, n: int) -> float:
     """Play up to ``n`` more steps (fewer if the run is full); return the seconds it took."""
-    end = min(market.t + n, market.config.steps)
-    # Same reason as Market.run: the step loop makes no reference cycles, so the cyclic
-    # collector only costs time (a lot of it in Pyodide).
-    was_enabled = gc.isenabled()
-    gc.disable()
     start = time.perf_counter()
-    try:
-        while market.t < end:
-            market.step()
-    finally:
-        if was_enabled:
-            gc.enable()
+    market.advance(market.t + n)
     return time.perf_counter() - start
 
 
@@ -160,13 +155,13 @@ def mark_events(fig: go.Figure, events: list[tuple[int, str]]) -> None:
 
 def compare(config: MarketConfig, seed: int, tax_bp: float) -> dict[str, dict]:
     """Each scenario against its paired baseline over ``COMPARE_SEEDS`` seeds (summarised)."""
+    scenarios = [Scenario(kind, tax_bp=tax_bp).resolved(config.steps) for kind in COMPARE_KINDS]
     pairs: dict[str, list[tuple[dict, dict]]] = {kind: [] for kind in COMPARE_KINDS}
     for s in range(seed, seed + COMPARE_SEEDS):
-        baseline = Market(config, s).run()
-        for kind in COMPARE_KINDS:
-            scenario = Scenario(kind, tax_bp=tax_bp).resolved(config.steps)
-            result = run_scenario(config, scenario, s)
-            pairs[kind].append(
+        # One baseline per seed; each scenario forks off it at the intervention.
+        baseline, results = run_with_baseline(config, scenarios, s)
+        for scenario, result in zip(scenarios, results, strict=True):
+            pairs[scenario.kind].append(
                 (measure(result, scenario, baseline), baseline_metrics(baseline, scenario))
             )
     return {kind: summarise(kind, pairs[kind]) for kind in COMPARE_KINDS}
