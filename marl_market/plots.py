@@ -178,35 +178,40 @@ def add_events(fig: go.Figure, events: list[tuple[int, str]]) -> go.Figure:
 def book_heatmap_figure(
     steps: np.ndarray,
     prices: np.ndarray,
-    depth: np.ndarray,
+    bids: np.ndarray,
+    asks: np.ndarray,
     mid_steps: np.ndarray | None = None,
     mid: np.ndarray | None = None,
     title: str = "",
 ) -> go.Figure:
     """The order book over time: resting quantity by price (rows) and step (columns).
 
-    ``depth[j, i]`` is bids (positive, blue) or asks (negative, red) in price row ``j`` at step
-    ``steps[i]``; NaN cells (nothing resting) stay blank. The colour range is capped at the 95th
-    percentile of |depth| so a few huge noise orders do not wash out the rest. The mid is drawn
-    on top: the makers' thin layer hugs it, the noise traders' deep layer sits 20+ ticks away.
+    ``bids[j, i]`` / ``asks[j, i]`` is the quantity of that side in price row ``j`` at step
+    ``steps[i]`` (blue / red); NaN cells (nothing resting) stay blank. Each colour range is
+    capped at the 95th percentile so a few huge noise orders do not wash out the rest. The mid
+    is drawn on top: the makers' thin layer hugs it, the noise traders' deep layer sits 20+
+    ticks away.
     """
     fig = go.Figure()
-    finite = np.abs(depth[np.isfinite(depth)])
-    cap = float(np.percentile(finite, 95)) if finite.size else 1.0
-    fig.add_trace(
-        go.Heatmap(
-            x=steps,
-            y=prices,
-            z=depth,
-            zmin=-cap,
-            zmax=cap,
-            zmid=0,
-            colorscale=[[0.0, _ASK_COLOR], [0.5, "#f7f7f7"], [1.0, _BID_COLOR]],
-            colorbar={"title": {"text": "bids + / asks -"}, "thickness": 12},
-            hovertemplate="step %{x}<br>price %{y}<br>qty %{z}<extra></extra>",
-            name="depth",
-        )
+    sides = (
+        ("bids", bids, [[0.0, "#deebf7"], [1.0, _BID_COLOR]], 1.0),
+        ("asks", asks, [[0.0, "#fee0d2"], [1.0, _ASK_COLOR]], 1.09),
     )
+    for name, depth, colorscale, bar_x in sides:
+        finite = depth[np.isfinite(depth)]
+        fig.add_trace(
+            go.Heatmap(
+                x=steps,
+                y=prices,
+                z=np.asarray(depth, dtype=np.float32),  # half the JSON of float64, same picture
+                zmin=0,
+                zmax=float(np.percentile(finite, 95)) if finite.size else 1.0,
+                colorscale=colorscale,
+                colorbar={"title": {"text": name}, "thickness": 10, "x": bar_x, "len": 0.8},
+                hovertemplate=f"step %{{x}}<br>price %{{y}}<br>{name} %{{z}}<extra></extra>",
+                name=f"{name} depth",
+            )
+        )
     if mid is not None and mid_steps is not None:
         fig.add_trace(
             go.Scatter(
@@ -345,15 +350,19 @@ def _standardise(returns: np.ndarray) -> np.ndarray:
     return (r - r.mean()) / sd if sd > 0 else r * 0.0
 
 
-def return_distribution_figure(returns: np.ndarray, bins: int = 61, title: str = "") -> go.Figure:
+def return_distribution_figure(
+    returns: np.ndarray, bins: int | None = None, title: str = ""
+) -> go.Figure:
     """Density of standardised returns against the standard Gaussian, on a log scale.
 
     A log scale is where fat tails show: far from the centre the empirical density stays orders
-    of magnitude above the Gaussian's, which falls like exp(-x^2 / 2).
+    of magnitude above the Gaussian's, which falls like exp(-x^2 / 2). ``bins`` defaults to
+    about 1.5 sqrt(n), odd so that one bin is centred on zero.
     """
     z = _standardise(returns)
     fig = go.Figure()
     if z.size:
+        bins = bins or int(np.clip(1.5 * np.sqrt(z.size), 15, 81)) // 2 * 2 + 1
         edge = max(5.0, float(np.max(np.abs(z))))
         counts, edges = np.histogram(z, bins=bins, range=(-edge, edge), density=True)
         centres = 0.5 * (edges[1:] + edges[:-1])
@@ -371,9 +380,15 @@ def return_distribution_figure(returns: np.ndarray, bins: int = 61, title: str =
         gauss = np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
         keep = gauss > 0.1 * counts[seen].min()  # do not plunge the axis to 1e-300
         fig.add_trace(
-            go.Scatter(x=x[keep], y=gauss[keep], mode="lines", name="Gaussian", line={"width": 1})
+            go.Scatter(
+                x=x[keep],
+                y=gauss[keep],
+                mode="lines",
+                name="Gaussian",
+                line={"width": 1, "color": "grey"},
+            )
         )
-    fig.update_yaxes(type="log", title_text="density")
+    fig.update_yaxes(type="log", dtick=1, title_text="density")  # labels at powers of 10
     fig.update_xaxes(title_text="return (standard deviations)")
     return _finish(fig, title, 360)
 

@@ -1,33 +1,303 @@
-"""The Streamlit front page under AppTest."""
+"""The multipage lab under Streamlit's AppTest: every page renders, and the things users do work.
+
+Each test has its own database (``$MARL_MARKET_DB``) and small step counts. Settings are put in
+session state before the first run (the widgets are drawn without ``value=`` for that reason),
+so no test pays for a default 5,000-step market it does not look at. Plotly charts show up as
+UnknownElement; ``json.loads(el.proto.spec)`` gives their traces.
+"""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
 from streamlit.testing.v1 import AppTest
 
+from marl_market import lab
+from marl_market.records import validate_simulate
+from marl_market.store import RunStore
+
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
+SMALL = {"steps": 1_000, "return_interval": 5}
 
 
-def test_front_page_runs_a_market_and_stores_it(tmp_path, monkeypatch):
-    monkeypatch.setenv("MARL_MARKET_DB", str(tmp_path / "app.duckdb"))
-    at = AppTest.from_file(APP, default_timeout=60).run()
+@pytest.fixture
+def db(tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "app.duckdb"
+    monkeypatch.setenv("MARL_MARKET_DB", str(path))
+    return path
+
+
+def start(page: str | None = None, query: dict | None = None, **state) -> AppTest:
+    """The app run once (on the Market page unless a link says otherwise), then on ``page``."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    for key, value in {**SMALL, **state}.items():
+        at.session_state[key] = value
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, at.exception
+    if page is not None:
+        at.switch_page(page).run()
+        assert not at.exception, at.exception
+    return at
+
+
+def charts(at: AppTest) -> list[dict]:
+    """Every plotly chart on the page, as plotly JSON."""
+    return [json.loads(element.proto.spec) for element in at.get("plotly_chart")]
+
+
+def trace_names(at: AppTest) -> set[str]:
+    return {t.get("name") for spec in charts(at) for t in spec["data"]}
+
+
+def values(data: list | dict) -> list:
+    """A trace's data array: plotly >= 6 sends numpy arrays as base64 ``bdata``."""
+    if isinstance(data, dict) and "bdata" in data:
+        return np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"]).tolist()
+    return list(data)
+
+
+def title(spec: dict) -> str:
+    return json.dumps(spec["layout"].get("title", ""))
+
+
+def metric(at: AppTest, label: str) -> float:
+    value = next(m.value for m in at.metric if m.label == label)
+    return float(value.replace(",", "").split()[0])
+
+
+def stored_run(db: Path, steps: int = 1_000) -> str:
+    """A simulation stored in ``db`` the way the Market page stores it."""
+    request = validate_simulate(steps=steps, seed=7)
+    return lab.run_market(request, RunStore(db)).run_id
+
+
+# ------------------------------------------------------------------------------ Market
+def test_market_page_runs_a_market_stores_it_and_draws_it(db):
+    at = start()
+    assert at.title[0].value == "Market"
+    names = trace_names(at)
+    assert {"mid", "fair value", "spread", "volume"} <= names  # price vs fair value, spread, volume
+    assert {"bids depth", "asks depth", "bids", "asks"} <= names  # the book heatmap and the ladder
+    assert {"maker", "momentum", "value", "noise"} <= names  # agents' PnL and inventory
+    types = {t["type"] for spec in charts(at) for t in spec["data"]}
+    assert "heatmap" in types
+    runs = RunStore(db).list_runs()
+    assert len(runs) == 1 and runs[0]["n_steps"] == 1_000
+    assert runs[0]["run_id"] in " ".join(m.value for m in at.markdown)
+    assert metric(at, "Mean spread (ticks)") > 0
+
+
+def test_market_page_ladder_follows_the_chosen_step(db):
+    at = start()
+    at.slider(key="ladder_step").set_value(500).run()
     assert not at.exception
-    at.sidebar.slider(key="steps").set_value(2_000)
+    assert metric(at, "Snapshot step") == 500
+    ladder = next(spec for spec in charts(at) if "ladder" in title(spec))
+    assert "step 500" in title(ladder)
+
+
+def test_market_page_rerun_hits_the_cache(db):
+    at = start()
+    created = RunStore(db).list_runs()[0]["created_at"]
     at.run()
     assert not at.exception
-    assert at.metric[0].label == "Excess kurtosis"
-    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
-    assert {t["name"] for t in chart["data"]} >= {"mid", "fair value", "spread", "volume"}
-    assert (tmp_path / "app.duckdb").exists()
+    # The same cached market: not simulated or stored again.
+    assert "new in the database" in " ".join(m.value for m in at.markdown)
+    assert RunStore(db).list_runs()[0]["created_at"] == created
 
 
-def test_front_page_reports_an_empty_population(tmp_path, monkeypatch):
-    monkeypatch.setenv("MARL_MARKET_DB", str(tmp_path / "app.duckdb"))
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    for key in ("makers", "momentum", "value", "noise"):
-        at.sidebar.slider(key=key).set_value(0)
-    at.run()
-    assert not at.exception
+def test_an_empty_population_gives_one_error_and_writes_nothing(db):
+    at = start(makers=0, momentum=0, value=0, noise=0)
+    assert len(at.error) == 1
     assert "population is empty" in at.error[0].value
+    assert not charts(at)
+    for page in ("app_pages/2_stylised_facts.py", "app_pages/3_scenarios.py"):
+        at.switch_page(page).run()
+        assert not at.exception
+        assert len(at.error) == 1 and "population is empty" in at.error[0].value
+        assert not charts(at)
+    assert not db.exists()
+
+
+def test_too_few_returns_is_one_clear_error(db):
+    at = start(steps=500, return_interval=50)
+    assert len(at.error) == 1 and "fewer than 20 returns" in at.error[0].value
+    assert not db.exists()
+
+
+def test_an_unusable_database_is_one_clear_error(tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("MARL_MARKET_DB", str(blocker / "app.duckdb"))
+    at = start()
+    assert len(at.error) == 1 and "cannot create the directory" in at.error[0].value
+    assert not charts(at)
+
+
+# ------------------------------------------------------------------------------ Stylised facts
+def test_stylised_facts_page(db):
+    at = start("app_pages/2_stylised_facts.py")
+    specs = charts(at)
+    layouts = [spec["layout"] for spec in specs]
+    assert any(layout.get("yaxis", {}).get("type") == "log" for layout in layouts)  # vs Gaussian
+    assert {"simulated", "Gaussian", "returns", "ACF of |r|", "ACF of r", "mean spread"} <= (
+        trace_names(at)
+    )
+    spread = next(t for spec in specs for t in spec["data"] if t.get("name") == "mean spread")
+    assert values(spread["x"]) == [1, 2, 3, 4]
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["fact", "simulated", "S&P 500 daily 1999-2018"]
+    assert "Excess kurtosis" in set(table["fact"])
+    # The makers' curve is a set of stored runs: the page's own run plus 1..4 makers.
+    assert len(RunStore(db).list_runs()) >= 4
+
+
+# ------------------------------------------------------------------------------ Scenarios
+def test_pulling_the_makers_blows_up_the_spread_on_that_rerun(db):
+    at = start("app_pages/3_scenarios.py")
+    before = metric(at, "Spread (ticks)")
+    step = metric(at, "Step")
+    at.button(key="pull_market_makers").click().run()
+    assert not at.exception
+    after = metric(at, "Spread (ticks)")
+    assert after > 4 * before, (before, after)
+    assert metric(at, "Step") > step  # the click's own rerun played on
+    live = at.session_state["live_run"]
+    assert live.pulled_at == step  # pulled where the run stood, before this rerun's chunk
+    assert any("makers pulled" in json.dumps(spec) for spec in charts(at))
+    pulled_at = live.pulled_at
+    at.run()  # a replayed click must not pull again
+    assert at.session_state["live_run"].pulled_at == pulled_at
+    assert at.button(key="pull_market_makers").disabled
+
+
+def test_restart_starts_a_fresh_live_run(db):
+    at = start("app_pages/3_scenarios.py")
+    at.button(key="pull_market_makers").click().run()
+    old = at.session_state["live_run"]
+    at.button(key="restart_live").click().run()
+    assert not at.exception
+    fresh = at.session_state["live_run"]
+    assert fresh is not old and fresh.pulled_at is None
+    assert not at.button(key="pull_market_makers").disabled
+
+
+def test_rules_toggles_apply_to_the_live_run(db):
+    at = start("app_pages/3_scenarios.py")
+    at.toggle(key="short_ban").set_value(True)
+    at.toggle(key="tobin_tax").set_value(True)
+    at.slider(key="tobin_tax_bp").set_value(25)
+    at.run()
+    assert not at.exception
+    rules = at.session_state["live_run"].rules
+    assert rules.short_ban and rules.tobin_tax == pytest.approx(25e-4)
+    texts = [text for _, text in at.session_state["live_run"].events]
+    assert "short ban on" in texts and "Tobin tax 25 bp" in texts
+
+
+def test_compare_panel_runs_seeds_stores_them_and_shows_cis(db):
+    at = start("app_pages/3_scenarios.py")
+    at.multiselect(key="compare_kinds").set_value(["flash_crash", "tobin_tax"])
+    at.number_input(key="compare_seeds").set_value(2)
+    at.number_input(key="compare_steps").set_value(600)
+    at.button(key="run_compare").click().run()
+    assert not at.exception and not at.error
+    tables = [df.value for df in at.dataframe]
+    assert {"scenario mean", "baseline mean", "difference", "95% CI"} <= set(tables[0].columns)
+    assert any(r != "-" for r in tables[0]["95% CI"])  # two seeds give an interval
+    kinds = {r["kind"] for r in RunStore(db).list_runs(limit=100)}
+    assert {"compare", "scenario", "baseline"} <= kinds
+
+
+def test_compare_panel_rejects_an_empty_choice(db):
+    at = start("app_pages/3_scenarios.py")
+    at.multiselect(key="compare_kinds").set_value([])
+    at.button(key="run_compare").click().run()
+    assert len(at.error) == 1 and "at least one scenario" in at.error[0].value
+
+
+# ------------------------------------------------------------------------------ Runs
+def test_runs_page_opens_a_run_by_its_id(db):
+    run_id = stored_run(db)
+    at = start("app_pages/4_runs.py")
+    assert run_id in set(at.dataframe[0].value["run_id"])
+    at.text_input(key="open_run_id").input(run_id).run()
+    assert not at.exception and not at.error
+    assert {"mid", "spread", "bid depth", "maker", "ACF of |r|"} <= trace_names(at)
+    code = " ".join(c.value for c in at.code)
+    assert f"SELECT * FROM steps WHERE run_id = '{run_id}'" in code
+    assert f"marlsim runs show {run_id}" in code
+    assert at.query_params["run_id"] in (run_id, [run_id])  # the address bar links to the run
+
+
+def test_a_shared_link_reopens_the_run(db):
+    run_id = stored_run(db)
+    at = start(query={"run_id": run_id})
+    assert at.title[0].value == "Runs"
+    assert at.text_input(key="open_run_id").value == run_id
+    assert {"mid", "fair value", "maker"} <= trace_names(at)
+
+
+def test_an_unknown_run_id_is_one_clear_error(db):
+    stored_run(db)
+    at = start("app_pages/4_runs.py")
+    at.text_input(key="open_run_id").input("0123456789abcdef").run()
+    assert not at.exception
+    assert len(at.error) == 1 and "no run '0123456789abcdef'" in at.error[0].value
+
+
+def test_the_order_book_of_a_stored_run_is_replayed_on_request(db):
+    run_id = stored_run(db)
+    at = start("app_pages/4_runs.py")
+    at.text_input(key="open_run_id").input(run_id).run()
+    at.toggle(key="replay_book").set_value(True).run()
+    assert not at.exception and not at.warning
+    assert "heatmap" in {t["type"] for spec in charts(at) for t in spec["data"]}
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DELETE FROM runs",
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "CREATE TABLE x AS SELECT 1",
+        "SELECT 1; DELETE FROM runs",
+    ],
+)
+def test_sql_box_refuses_writes_and_file_reads(db, sql):
+    stored_run(db)
+    at = start("app_pages/4_runs.py")
+    before = RunStore(db).query("SELECT count(*) FROM runs")[1]
+    at.text_area(key="sql_query").input(sql)
+    at.button(key="run_sql").click().run()
+    assert not at.exception
+    assert len(at.error) == 1 and "refused" in at.error[0].value
+    assert RunStore(db).query("SELECT count(*) FROM runs")[1] == before
+    assert not any("passwd" in str(df.value) for df in at.dataframe[1:])
+
+
+def test_sql_box_runs_a_select(db):
+    run_id = stored_run(db)
+    at = start("app_pages/4_runs.py")
+    at.text_area(key="sql_query").input(
+        f"SELECT count(*) AS n FROM steps WHERE run_id = '{run_id}'"
+    )
+    at.button(key="run_sql").click().run()
+    assert not at.exception and not at.error
+    assert at.dataframe[-1].value["n"][0] == 1_000
+
+
+# ------------------------------------------------------------------------------ all pages
+def test_settings_survive_a_page_switch(db):
+    at = start()
+    at.slider(key="noise").set_value(6).run()
+    at.switch_page("app_pages/2_stylised_facts.py").run()
+    at.switch_page("app_pages/1_market.py").run()
+    assert not at.exception
+    assert at.slider(key="noise").value == 6

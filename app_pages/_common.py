@@ -1,0 +1,243 @@
+"""What every page of the lab shares: the market settings, the run store, caches and tables.
+
+UI only: widgets, caching and layout. All the work is done by ``marl_market``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+import pandas as pd
+import streamlit as st
+
+from marl_market import lab
+from marl_market.analysis import facts_table, sp500_reference
+from marl_market.core.facts import StylisedFacts
+from marl_market.experiments import DEFAULT_RETURN_INTERVAL
+from marl_market.records import InputError, SimulateRequest, validate_simulate
+from marl_market.store import RunStore, StoreError, check_writable, default_db_path
+
+T = TypeVar("T")
+
+# Market settings shared by the Market, Stylised facts and Scenarios pages (session-state keys).
+SETTINGS_DEFAULTS: dict[str, int] = {
+    "makers": 2,
+    "momentum": 4,
+    "value": 3,
+    "noise": 4,
+    "steps": 5_000,
+    "seed": 42,
+    "return_interval": DEFAULT_RETURN_INTERVAL,
+}
+# Other widget values that should survive a page switch.
+PERSISTENT_KEYS = (
+    *SETTINGS_DEFAULTS,
+    "spread_seeds",
+    "live_warmup",
+    "live_return_after",
+    "live_playing",
+    "short_ban",
+    "tobin_tax",
+    "tobin_tax_bp",
+    "compare_kinds",
+    "compare_seeds",
+    "compare_steps",
+    "compare_tax_bp",
+    "sql_query",
+    "runs_kind",
+    "open_run_id",
+)
+
+
+def keep_widget_state() -> None:
+    """Keep widget values across page switches.
+
+    Streamlit forgets a widget's value when a run does not draw it (e.g. on another page);
+    writing the value back through the Session State API makes it a plain session value that
+    survives, and the widget picks it up again when its page is shown.
+    """
+    for key in PERSISTENT_KEYS:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
+def default(key: str, value: Any) -> None:
+    """Give a widget's key its first value (widgets are then drawn without ``value=``, so a
+    value set through session state - by a test or another page - never conflicts)."""
+    st.session_state.setdefault(key, value)
+
+
+# ------------------------------------------------------------------------------ the store
+def db_path() -> str:
+    """The run database this request uses (``$MARL_MARKET_DB`` or data/marl_market.duckdb)."""
+    return str(default_db_path().expanduser().absolute())
+
+
+def get_store(writable: bool = False) -> RunStore:
+    """The run store (no connection is held; every operation opens the file briefly)."""
+    path = check_writable(db_path()) if writable else db_path()
+    return RunStore(path)
+
+
+# ------------------------------------------------------------------------------ settings
+def market_settings() -> SimulateRequest:
+    """The sidebar's market settings, validated; a bad combination stops the page with one
+    clear error before anything is simulated or written."""
+    for key, value in SETTINGS_DEFAULTS.items():
+        default(key, value)
+    with st.sidebar:
+        st.header("Market")
+        st.slider("Market makers", 0, 8, key="makers")
+        st.slider("Momentum traders", 0, 20, key="momentum")
+        st.slider("Value traders", 0, 20, key="value")
+        st.slider("Noise traders", 0, 20, key="noise")
+        st.slider("Steps", 500, 50_000, step=500, key="steps")
+        st.number_input("Seed", 0, 2**31 - 1, key="seed")
+        st.slider("Return interval (steps)", 1, 50, key="return_interval")
+    try:
+        return validate_simulate(**{k: int(st.session_state[k]) for k in SETTINGS_DEFAULTS})
+    except InputError as error:
+        st.error(f"Invalid market settings: {error}")
+        st.stop()
+
+
+# ------------------------------------------------------------------------------ caches
+class _LruCache:
+    """A small thread-safe LRU map shared by all sessions (results are treated as read-only)."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Any | None:
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: Hashable, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
+
+
+@st.cache_resource(show_spinner=False)
+def _work_cache() -> _LruCache:
+    # Not st.cache_data: that replays the elements a cached function draws and refuses a
+    # progress bar drawn from outside it, while long work here should show its progress.
+    # A 50,000-step market with its snapshots is ~15 MB: a dozen stays well under 200 MB.
+    return _LruCache(maxsize=12)
+
+
+def cached_work(key: tuple, label: str, compute: Callable[[lab.Progress], T]) -> T:
+    """``compute(progress)`` once per ``key``; on a miss it runs inside ``st.status`` with a
+    progress bar, on a hit it returns at once and draws nothing."""
+    cache = _work_cache()
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    with st.status(label, expanded=False) as status:
+        bar = st.progress(0.0)
+        started = time.perf_counter()
+
+        def progress(done: int, total: int) -> None:
+            bar.progress(min(1.0, done / max(total, 1)), text=f"{done:,} / {total:,}")
+
+        try:
+            value = compute(progress)
+        except Exception:
+            status.update(label=f"{label} failed", state="error")
+            raise
+        status.update(
+            label=f"{label} done in {time.perf_counter() - started:.1f} s", state="complete"
+        )
+    cache.put(key, value)
+    return value
+
+
+def market_run(request: SimulateRequest) -> lab.MarketRun:
+    """The market of ``request``, simulated with book snapshots and stored (cached)."""
+    db = db_path()
+    try:
+        store = get_store(writable=True)
+        return cached_work(
+            ("market", request.model_dump_json(), db),
+            f"Simulating {request.steps:,} steps",
+            lambda progress: lab.run_market(request, store, progress=progress),
+        )
+    except StoreError as error:
+        st.error(str(error))
+        st.stop()
+
+
+@st.cache_resource(show_spinner=False)
+def sp500() -> StylisedFacts:
+    """The S&P 500 reference facts (computed once per server)."""
+    return sp500_reference()
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def open_run(db: str, run_id: str) -> lab.StoredRun:
+    """A stored run's tables. Cached by (database, run ID): a stored run never changes, and
+    its ID is a hash of what it is."""
+    return lab.open_run(RunStore(db), run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def stored_facts(db: str, run_id: str) -> StylisedFacts | None:
+    """A stored run's facts (stored ones, or computed from its steps)."""
+    return lab.run_facts(open_run(db, run_id))
+
+
+# ------------------------------------------------------------------------------ tables
+def facts_frame(facts: StylisedFacts) -> pd.DataFrame:
+    """The facts beside the S&P 500's, one row per fact."""
+    rows = facts_table(facts, sp500())
+    return pd.DataFrame(rows, columns=["fact", "simulated", "S&P 500 daily 1999-2018"])
+
+
+def fmt(value: float | None, pattern: str = "{:.2f}") -> str:
+    """A number for display; missing or non-finite values show as a dash."""
+    if value is None or value != value or value in (float("inf"), float("-inf")):
+        return "-"
+    return pattern.format(value)
+
+
+def summary_frame(summary: dict) -> pd.DataFrame:
+    """One scenario's comparison (metric -> statistics) as a table with the CI spelled out."""
+    rows = []
+    for metric, s in summary.items():
+        ci = (
+            f"[{s['ci_low']:.3g}, {s['ci_high']:.3g}]"
+            if s.get("ci_low") is not None and s.get("ci_high") is not None
+            else "-"
+        )
+        sign = ""
+        if s.get("documented") and s.get("expected_sign"):
+            sign = "+" if s["expected_sign"] > 0 else "-"
+        rows.append(
+            {
+                "metric": metric,
+                "scenario mean": fmt(s.get("mean"), "{:.3g}"),
+                "baseline mean": fmt(s.get("baseline_mean"), "{:.3g}"),
+                "difference": fmt(s.get("diff_mean"), "{:+.3g}"),
+                "95% CI": ci,
+                "expected sign": sign,
+                "seeds with that sign": fmt(s.get("sign_fraction"), "{:.0%}") if sign else "",
+                "n": s.get("n"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def run_link(run_id: str) -> str:
+    """A link that opens ``run_id`` on the Runs page (a new session, as a shared link would)."""
+    return f"runs?run_id={run_id}"

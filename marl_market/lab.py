@@ -1,0 +1,324 @@
+"""What the lab's pages and its HTML report do with runs, kept out of the UI files.
+
+- ``run_market``: simulate a market with order-book snapshots and store it under the same run ID
+  ``marlsim simulate`` gives it;
+- ``spread_vs_makers``: the spread as market makers are added (stored runs, so it is computed
+  once per database);
+- ``open_run`` / ``run_facts`` / ``replay_book``: a stored run's tables, facts and (by replaying
+  it) its order book;
+- ``export_zip`` and ``share``: a run as Parquet files in a zip, and the query and command that
+  reopen it;
+- ``compare_scenarios``: scenarios against paired baselines over seeds, stored.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from marl_market.analysis import facts_with_garch
+from marl_market.core.facts import StylisedFacts, log_returns, mean_ci
+from marl_market.core.results import RunResult
+from marl_market.core.scenarios import Scenario
+from marl_market.experiments import (
+    DEFAULT_RETURN_INTERVAL,
+    ScenarioOutcome,
+    facts_metrics,
+    facts_of,
+    resolve_scenario,
+    run_scenarios,
+    run_simulation,
+    simulation_config,
+)
+from marl_market.records import ScenarioRequest, SimulateRequest, parse_config
+from marl_market.snapshots import BookSnapshots, simulate_with_snapshots
+from marl_market.store import RunStore, StoreError, code_version, make_run_id
+
+Progress = Callable[[int, int], None]
+
+#: Runs longer than this are not replayed for their order book (a replay is a full simulation).
+REPLAY_MAX_STEPS = 50_000
+SPREAD_MAKERS = (1, 2, 3, 4)
+
+
+# ------------------------------------------------------------------------------ a new market
+@dataclass
+class MarketRun:
+    """A simulated market with its facts and book snapshots, and where it is stored."""
+
+    run_id: str
+    seed: int
+    return_interval: int
+    facts: StylisedFacts
+    result: RunResult
+    snapshots: BookSnapshots
+    newly_stored: bool  # False when the store already had this run (or there is no store)
+    seconds: float  # simulation time
+
+    @property
+    def kinds(self) -> np.ndarray:
+        """Agent type by agent ID."""
+        return self.result.agents["kind"]
+
+
+def run_market(
+    request: SimulateRequest,
+    store: RunStore | None = None,
+    snapshot_every: int | None = None,
+    progress: Progress | None = None,
+) -> MarketRun:
+    """Simulate ``request`` with book snapshots and store the run if it is not stored yet.
+
+    The run is stored exactly as ``experiments.run_simulation`` stores it (same run ID, config,
+    metrics and summary), so ``marlsim simulate`` with the same options finds it. It is always
+    simulated, even when stored, because the book snapshots are not in the database; at 5,000
+    steps that takes well under a second.
+    """
+    # Why not run_simulation: it builds its own Market, so the snapshot recorder cannot ride
+    # along, and simulating twice would double the cost of the Market page.
+    config = request.to_config()
+    started = time.perf_counter()
+    result, snapshots = simulate_with_snapshots(
+        config, request.seed, every=snapshot_every, progress=progress
+    )
+    seconds = time.perf_counter() - started
+    facts = facts_of(result, request.return_interval)
+    stored_config = simulation_config(config, request.return_interval)
+    run_id = make_run_id("simulate", stored_config, request.seed, code_version())
+    newly_stored = False
+    if store is not None and store.get_run(run_id) is None:
+        store.save_run(
+            run_id,
+            "simulate",
+            request.seed,
+            stored_config,
+            result,
+            facts_metrics(facts),
+            summary={"facts": facts.as_dict(), "counters": result.counters},
+        )
+        newly_stored = True
+    return MarketRun(
+        run_id,
+        request.seed,
+        request.return_interval,
+        facts,
+        result,
+        snapshots,
+        newly_stored,
+        seconds,
+    )
+
+
+def returns_of(mid: np.ndarray, return_interval: int) -> np.ndarray:
+    """Log returns of a mid series every ``return_interval`` steps (empty if too short)."""
+    if len(mid) <= return_interval or not np.all(np.isfinite(mid) & (mid > 0)):
+        return np.zeros(0)
+    return log_returns(mid, return_interval)
+
+
+# ------------------------------------------------------------------------------ spread vs makers
+@dataclass
+class SpreadCurve:
+    """Mean spread by number of market makers (over ``seeds``), with CIs when seeds > 1."""
+
+    makers: np.ndarray
+    mean: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    seeds: list[int]
+    run_ids: dict[int, list[str]] = field(default_factory=dict)
+
+
+def spread_vs_makers(
+    request: SimulateRequest,
+    makers: tuple[int, ...] = SPREAD_MAKERS,
+    n_seeds: int = 1,
+    store: RunStore | None = None,
+    progress: Progress | None = None,
+) -> SpreadCurve:
+    """The mean spread of ``request``'s market with 1, 2, ... makers (other agents unchanged).
+
+    Each point is an ordinary simulation run, stored like ``marlsim simulate`` stores it, so a
+    second call with the same settings reads the stored facts instead of simulating.
+    """
+    seeds = list(range(request.seed, request.seed + n_seeds))
+    total = len(makers) * len(seeds)
+    means, lows, highs = [], [], []
+    run_ids: dict[int, list[str]] = {}
+    done = 0
+    for count in makers:
+        values = []
+        for seed in seeds:
+            variant = request.model_copy(update={"makers": count, "seed": seed})
+            outcome = run_simulation(
+                variant.to_config(), seed, variant.return_interval, store=store
+            )
+            values.append(outcome.facts.mean_spread_ticks)
+            run_ids.setdefault(count, []).append(outcome.run_id)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        finite = [v for v in values if np.isfinite(v)]
+        mean, low, high = mean_ci(finite) if finite else (np.nan, np.nan, np.nan)
+        means.append(mean)
+        lows.append(low)
+        highs.append(high)
+    return SpreadCurve(
+        np.array(makers), np.array(means), np.array(lows), np.array(highs), seeds, run_ids
+    )
+
+
+# ------------------------------------------------------------------------------ stored runs
+@dataclass
+class StoredRun:
+    """A stored run: its ``runs`` row (config and summary parsed), tables and metrics.
+
+    Summary-only runs (a ``compare``) have empty tables.
+    """
+
+    row: dict
+    steps: dict[str, np.ndarray]
+    agents: dict[str, np.ndarray]
+    agent_steps: dict[str, np.ndarray]
+    metrics: dict[str, float]
+
+    @property
+    def run_id(self) -> str:
+        return self.row["run_id"]
+
+    @property
+    def kind(self) -> str:
+        return self.row["kind"]
+
+    @property
+    def has_steps(self) -> bool:
+        return len(self.steps.get("step", ())) > 0
+
+    @property
+    def return_interval(self) -> int:
+        """The run's return interval (simulations store theirs; others use the default)."""
+        analysis = (self.row.get("config") or {}).get("analysis") or {}
+        return int(analysis.get("return_interval", DEFAULT_RETURN_INTERVAL))
+
+    def asset_series(self, column: str, asset: int = 0) -> np.ndarray:
+        return self.steps[column][self.steps["asset"] == asset]
+
+
+def open_run(store: RunStore, run_id: str) -> StoredRun:
+    """Everything stored for ``run_id``; ``StoreError`` if there is no such finished run."""
+    run_id = run_id.strip()
+    row = store.get_run(run_id)
+    if row is None:
+        raise StoreError(f"no run {run_id!r} in {store.path}")
+    return StoredRun(
+        row=row,
+        steps=store.load_steps(run_id),
+        agents=store.load_agents(run_id),
+        agent_steps=store.load_agent_steps(run_id),
+        metrics=store.load_metrics(run_id),
+    )
+
+
+def run_facts(run: StoredRun) -> StylisedFacts | None:
+    """The run's stylised facts: stored ones if any, else computed from its steps (or None)."""
+    stored = (run.row.get("summary") or {}).get("facts")
+    if stored:
+        return StylisedFacts.from_dict(stored)
+    if not run.has_steps:
+        return None
+    try:
+        return facts_with_garch(
+            run.asset_series("mid"),
+            run.asset_series("spread"),
+            run.asset_series("volume"),
+            run.return_interval,
+        )
+    except ValueError:  # too few returns, or a mid that is not positive
+        return None
+
+
+def replay_book(run: StoredRun, every: int | None = None) -> BookSnapshots:
+    """The order book of a stored run, rebuilt by running it again with snapshots.
+
+    Runs are deterministic given config, seed (and scenario), so a replay is the same run; that
+    is checked against the stored mid prices, and a mismatch (the model changed since the run
+    was stored) raises ``ValueError`` rather than showing a book that never existed.
+    """
+    config_json = run.row.get("config") or {}
+    if run.kind not in ("simulate", "baseline", "scenario") or "market" not in config_json:
+        raise ValueError(f"a {run.kind!r} run has no order book to replay")
+    config = parse_config(config_json["market"])
+    if config.steps > REPLAY_MAX_STEPS:
+        raise ValueError(
+            f"the run has {config.steps:,} steps; replays are limited to {REPLAY_MAX_STEPS:,}"
+        )
+    scenario = None
+    if config_json.get("scenario"):
+        scenario = Scenario(**config_json["scenario"])
+    result, snapshots = simulate_with_snapshots(config, run.row["seed"], every, scenario=scenario)
+    if not np.array_equal(result.steps["mid"], run.steps["mid"]):
+        raise ValueError(
+            f"replaying run {run.run_id} does not reproduce its stored prices (stored with code "
+            f"version {run.row.get('code_version')}, this is {code_version()}): the model has "
+            "changed since, so its order book cannot be shown"
+        )
+    return snapshots
+
+
+def export_zip(store: RunStore, run_id: str) -> bytes:
+    """A zip of the run's tables as Parquet files (``<run_id>_<table>.parquet``)."""
+    with tempfile.TemporaryDirectory(prefix="marl_market-export-") as tmp:
+        paths = store.export_parquet(run_id, tmp)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+            # Parquet is already compressed: storing is as small and much faster.
+            for path in paths:
+                archive.write(path, arcname=Path(path).name)
+    return buffer.getvalue()
+
+
+def share(run_id: str) -> dict[str, str]:
+    """How someone else reopens the run: SQL, the CLI command and the app's query string."""
+    return {
+        "sql": f"SELECT * FROM steps WHERE run_id = '{run_id}' ORDER BY step",
+        "cli": f"marlsim runs show {run_id}",
+        "report": f"marlsim report {run_id} --out run_{run_id}.html",
+        "query_string": f"?run_id={run_id}",
+    }
+
+
+# ------------------------------------------------------------------------------ scenarios
+def compare_scenarios(
+    request: ScenarioRequest,
+    kinds: list[str],
+    store: RunStore | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> ScenarioOutcome:
+    """Run each scenario of ``kinds`` and its same-seed baseline over ``request``'s seeds.
+
+    Timings and defaults are those of ``marlsim scenario`` (``resolve_scenario``); everything is
+    stored in one transaction (``run_scenarios``). Raises ``ValueError`` for an unknown kind or
+    timings that do not fit the run.
+    """
+    if not kinds:
+        raise ValueError("choose at least one scenario to compare")
+    scenarios = [
+        resolve_scenario(k, request.steps, request.pull_at, request.return_at, request.tax_bp)
+        for k in kinds
+    ]
+    return run_scenarios(
+        request.to_config(),
+        scenarios,
+        request.seed_list,
+        store=store,
+        workers=workers or request.workers,
+        progress=progress,
+    )

@@ -1,0 +1,176 @@
+"""The lab in a real browser: ``streamlit run app.py`` driven by headless Chromium.
+
+Opens the Scenarios page, clicks "Pull market makers" and checks that the live spread metric
+blows up several-fold without a reload, as a user would see it. Keeps a screenshot in
+``test-artifacts/app_scenarios.png`` (git-ignored) and the timings next to it.
+
+Needs ``/usr/bin/chromium`` (Debian's ``chromium``) and the pip package ``playwright`` (driving
+that binary; ``playwright install`` is never needed); skips with the reason if either is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "app.py"
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SERVER_START_TIMEOUT = 60  # seconds
+PAGE_TIMEOUT_MS = 90_000  # first render: imports and the live run's warm-up
+CRASH_TIMEOUT_MS = 30_000
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (apt-get install -y chromium)"
+    ),
+]
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright package is missing (pip install playwright)"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    """``streamlit run app.py`` on a free loopback port with its own database; always stopped."""
+    port = _free_port()
+    log = (tmp_path / "streamlit.log").open("w")
+    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true"]
+    command += ["--server.address", "127.0.0.1", "--server.port", str(port)]
+    command += ["--browser.gatherUsageStats", "false"]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, "MARL_MARKET_DB": str(tmp_path / "app.duckdb")},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: stopping it stops everything it started
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.read() == b"ok":
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                pytest.fail(
+                    "streamlit did not start:\n" + (tmp_path / "streamlit.log").read_text()[-2000:]
+                )
+            time.sleep(0.3)
+        yield url
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        log.close()
+
+
+def _spread(page) -> float | None:
+    """The value of the "Spread (ticks)" metric as shown, or None while it is not a number."""
+    metric = page.locator('[data-testid="stMetric"]').filter(
+        has=page.locator('[data-testid="stMetricLabel"]', has_text="Spread (ticks)")
+    )
+    if metric.count() == 0:
+        return None
+    text = metric.first.locator('[data-testid="stMetricValue"]').inner_text().strip()
+    try:
+        return float(text.replace(",", ""))
+    except ValueError:
+        return None
+
+
+def test_pulling_the_makers_in_the_browser_shows_the_crash(server):
+    ARTIFACTS.mkdir(exist_ok=True)
+    errors: list[str] = []
+    timings: dict[str, float] = {}
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1800})
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            started = time.perf_counter()
+            page.goto(f"{server}/scenarios", timeout=PAGE_TIMEOUT_MS)
+            button = page.get_by_role("button", name="Pull market makers")
+            button.wait_for(state="visible", timeout=PAGE_TIMEOUT_MS)
+            page.wait_for_function(
+                """() => [...document.querySelectorAll('[data-testid="stMetric"]')]
+                    .some(m => m.innerText.includes('Spread (ticks)'))""",
+                timeout=PAGE_TIMEOUT_MS,
+            )
+            timings["first_render_s"] = time.perf_counter() - started
+            # The live run ticks every second: take the spread over a few ticks before the pull.
+            readings = []
+            for _ in range(3):
+                value = _spread(page)
+                if value is not None:
+                    readings.append(value)
+                page.wait_for_timeout(700)
+            assert readings, "the spread metric never showed a number"
+            before = max(readings)
+
+            clicked = time.perf_counter()
+            button.click()
+            deadline = time.monotonic() + CRASH_TIMEOUT_MS / 1000
+            after = None
+            while time.monotonic() < deadline:
+                after = _spread(page)
+                if after is not None and after >= 4 * before:
+                    break
+                page.wait_for_timeout(50)
+            timings["click_to_crash_s"] = time.perf_counter() - clicked
+            assert after is not None and after >= 4 * before, (before, after)
+            page.get_by_text("makers pulled at step").first.wait_for(timeout=CRASH_TIMEOUT_MS)
+            assert button.is_disabled()  # once per run
+            page.wait_for_timeout(1_500)  # let the charts catch up for the screenshot
+            page.screenshot(path=str(ARTIFACTS / "app_scenarios.png"), full_page=True)
+
+            # Restart reruns only the live fragment: a fresh run, ready for another pull.
+            page.get_by_role("button", name="Restart").click()
+            page.wait_for_function(
+                """() => [...document.querySelectorAll('button')]
+                    .some(b => b.innerText.includes('Pull market makers') && !b.disabled)""",
+                timeout=CRASH_TIMEOUT_MS,
+            )
+            page.wait_for_timeout(1_500)  # a tick or two of the new run
+            assert page.locator('[data-testid="stException"]').count() == 0
+        finally:
+            browser.close()
+    timings.update(spread_before=before, spread_after=after)
+    (ARTIFACTS / "app_scenarios_timings.json").write_text(json.dumps(timings, indent=2))
+    assert not errors, errors
