@@ -23,26 +23,14 @@ import os
 import re
 import threading
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
 from marl_market.lite.build import build_dashboard
+from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.lite_mirror import Mirror, content_type, ensure_mirror
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 # Generous: the first render took 30-65 s on a 2-core machine (Pyodide boot, package installs).
 FIRST_RENDER_TIMEOUT_MS = 300_000
