@@ -76,6 +76,36 @@ def facts_metrics(facts: StylisedFacts) -> dict[str, float]:
     return metrics
 
 
+def simulation_run_id(config: MarketConfig, seed: int, return_interval: int) -> str:
+    """The deterministic run ID of a simulation (what ``marlsim simulate`` stores it under)."""
+    stored = simulation_config(config, return_interval)
+    return make_run_id("simulate", stored, seed, code_version())
+
+
+def store_simulation(
+    store: RunStore,
+    config: MarketConfig,
+    seed: int,
+    return_interval: int,
+    result: RunResult,
+    facts: StylisedFacts,
+) -> tuple[str, bool]:
+    """Store a simulation as ``marlsim simulate`` does; return (run ID, whether it was new)."""
+    run_id = simulation_run_id(config, seed, return_interval)
+    if store.get_run(run_id) is not None:
+        return run_id, False
+    store.save_run(
+        run_id,
+        "simulate",
+        seed,
+        simulation_config(config, return_interval),
+        result,
+        facts_metrics(facts),
+        summary={"facts": facts.as_dict(), "counters": result.counters},
+    )
+    return run_id, True
+
+
 def run_simulation(
     config: MarketConfig,
     seed: int,
@@ -84,8 +114,7 @@ def run_simulation(
     progress: Callable[[int, int], None] | None = None,
 ) -> SimulationOutcome:
     """Simulate (or fetch the stored run of) ``config`` with ``seed`` and compute its facts."""
-    stored_config = simulation_config(config, return_interval)
-    run_id = make_run_id("simulate", stored_config, seed, code_version())
+    run_id = simulation_run_id(config, seed, return_interval)
     if store is not None:
         row = store.get_run(run_id)
         if row is not None:
@@ -94,15 +123,7 @@ def run_simulation(
     result = simulate(config, seed, progress)
     facts = facts_of(result, return_interval)
     if store is not None:
-        store.save_run(
-            run_id,
-            "simulate",
-            seed,
-            stored_config,
-            result,
-            facts_metrics(facts),
-            summary={"facts": facts.as_dict(), "counters": result.counters},
-        )
+        store_simulation(store, config, seed, return_interval, result, facts)
     return SimulationOutcome(run_id, facts, cached=False, result=result)
 
 

@@ -30,16 +30,16 @@ from marl_market.core.scenarios import Scenario
 from marl_market.experiments import (
     DEFAULT_RETURN_INTERVAL,
     ScenarioOutcome,
-    facts_metrics,
     facts_of,
     resolve_scenario,
     run_scenarios,
     run_simulation,
-    simulation_config,
+    simulation_run_id,
+    store_simulation,
 )
 from marl_market.records import ScenarioRequest, SimulateRequest, parse_config
 from marl_market.snapshots import BookSnapshots, simulate_with_snapshots
-from marl_market.store import RunStore, StoreError, code_version, make_run_id
+from marl_market.store import RunStore, StoreError, code_version
 
 Progress = Callable[[int, int], None]
 
@@ -76,10 +76,9 @@ def run_market(
 ) -> MarketRun:
     """Simulate ``request`` with book snapshots and store the run if it is not stored yet.
 
-    The run is stored exactly as ``experiments.run_simulation`` stores it (same run ID, config,
-    metrics and summary), so ``marlsim simulate`` with the same options finds it. It is always
-    simulated, even when stored, because the book snapshots are not in the database; at 5,000
-    steps that takes well under a second.
+    Stored by ``experiments.store_simulation``, like ``marlsim simulate``, so the same options
+    find the same run. It is always simulated, even when stored, because the book snapshots are
+    not in the database; at 5,000 steps that takes well under a second.
     """
     # Why not run_simulation: it builds its own Market, so the snapshot recorder cannot ride
     # along, and simulating twice would double the cost of the Market page.
@@ -90,20 +89,13 @@ def run_market(
     )
     seconds = time.perf_counter() - started
     facts = facts_of(result, request.return_interval)
-    stored_config = simulation_config(config, request.return_interval)
-    run_id = make_run_id("simulate", stored_config, request.seed, code_version())
-    newly_stored = False
-    if store is not None and store.get_run(run_id) is None:
-        store.save_run(
-            run_id,
-            "simulate",
-            request.seed,
-            stored_config,
-            result,
-            facts_metrics(facts),
-            summary={"facts": facts.as_dict(), "counters": result.counters},
+    if store is not None:
+        run_id, newly_stored = store_simulation(
+            store, config, request.seed, request.return_interval, result, facts
         )
-        newly_stored = True
+    else:
+        run_id = simulation_run_id(config, request.seed, request.return_interval)
+        newly_stored = False
     return MarketRun(
         run_id,
         request.seed,
