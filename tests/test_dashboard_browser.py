@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from marl_market.lite.build import build_dashboard
-from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, browser_tools  # noqa: F401
 from tests.lite_mirror import Mirror, content_type, ensure_mirror
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -37,31 +37,7 @@ FIRST_RENDER_TIMEOUT_MS = 300_000
 RERUN_TIMEOUT_MS = 120_000
 COMPARE_TIMEOUT_MS = 300_000
 
-# Set to 1 where the browser test must run (CI): a missing tool then fails instead of skipping.
-REQUIRE_ENV = "MARL_MARKET_REQUIRE_BROWSER"
-
 pytestmark = pytest.mark.browser
-
-
-def _missing_tool() -> str | None:
-    """Why the browser test cannot run here, or None."""
-    if not CHROMIUM.exists():
-        return "/usr/bin/chromium is missing (apt-get install -y chromium)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the playwright package is missing (pip install playwright==1.65.2)"
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser_tools() -> None:
-    """Skip (or, with MARL_MARKET_REQUIRE_BROWSER=1, fail) without Chromium or playwright."""
-    missing = _missing_tool()
-    if missing and os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(f"{missing}; {REQUIRE_ENV}=1 requires the browser test to run")
-    if missing:
-        pytest.skip(missing)
 
 
 @pytest.fixture(scope="module")
