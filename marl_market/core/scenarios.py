@@ -218,6 +218,29 @@ def first_sustained(condition: np.ndarray, start: int, hold: int) -> int | None:
     return None
 
 
+def pre_event_start(start: int) -> int:
+    """First step of the pre-event yardstick of an event at ``start`` (after the warm-up)."""
+    return min(WARMUP_STEPS, start // 2)
+
+
+def spread_recovery_steps(
+    spread: np.ndarray, start: int, recovery_from: int, checked_until: int = 0
+) -> int | None:
+    """Steps from ``recovery_from`` until the spread stays within ``RECOVERY_RATIO`` x its
+    pre-event mean (steps ``pre_event_start(start)`` to ``start``) for ``RECOVERY_HOLD`` steps
+    in a row; None if that has not happened in ``spread``. NaN (a one-sided book) is outside.
+
+    The one definition of spread recovery, for scenario runs and the live market alike. A
+    caller that re-checks a growing series may pass ``checked_until``, the length it last
+    checked without a recovery, so only the new steps are scanned.
+    """
+    pre_spread = _window_mean(spread, pre_event_start(start), start)
+    first = max(recovery_from, checked_until - RECOVERY_HOLD + 1)
+    within = np.nan_to_num(spread[first:], nan=np.inf) <= RECOVERY_RATIO * pre_spread
+    found = first_sustained(within, 0, RECOVERY_HOLD)
+    return None if found is None else found + first - recovery_from
+
+
 def max_drawdown_pct(prices: np.ndarray) -> float:
     """Largest peak-to-trough fall of ``prices`` in percent of the peak (0 if it never fell)."""
     if len(prices) == 0:
@@ -234,7 +257,7 @@ def measure(result: RunResult, scenario: Scenario, baseline: RunResult | None = 
     """
     start, window = scenario.start_at, scenario.window
     end = start + window
-    pre = min(WARMUP_STEPS, start // 2)  # the pre-event yardstick runs from here to start
+    pre = pre_event_start(start)  # the pre-event yardstick runs from here to start
     # The flash crash window is the makers' absence, if they come back sooner.
     crash_end = (
         min(end, scenario.end_at) if scenario.kind == "flash_crash" and scenario.end_at else end
@@ -249,14 +272,13 @@ def measure(result: RunResult, scenario: Scenario, baseline: RunResult | None = 
     deviation = mid - fair
     pre_te = float(np.sqrt(np.mean(deviation[pre:start] ** 2)))
     band = max(2.0 * pre_te, PRICE_BAND_MIN_TICKS)
-    within_spread = np.nan_to_num(spread, nan=np.inf) <= RECOVERY_RATIO * pre_spread
     within_band = np.abs(deviation) <= band
     metrics = {
         "spread_blowup": _ratio(_window_mean(spread, start, crash_end), pre_spread),
         "depth_ratio": _ratio(float(depth[start:crash_end].mean()), float(depth[pre:start].mean())),
         # Measured from the last pre-event mid, so a fall at the very first step counts.
         "max_drawdown_pct": max_drawdown_pct(mid[start - 1 : end]),
-        "recovery_steps": first_sustained(within_spread, scenario.recovery_from, RECOVERY_HOLD),
+        "recovery_steps": spread_recovery_steps(spread, start, scenario.recovery_from),
         "price_recovery_steps": first_sustained(within_band, scenario.recovery_from, RECOVERY_HOLD),
         "volume_change_pct": None,
         "tracking_error": float(np.sqrt(np.mean(deviation[start:end] ** 2))),
