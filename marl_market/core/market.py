@@ -476,16 +476,26 @@ class Market:
         self._agent_steps.append(self._last_mtm.copy())
 
     # ------------------------------------------------------------------ result
-    def result(self) -> RunResult:
-        """The record of the steps played so far."""
-        played = self.t
+    def recorded_steps(self, start: int = 0) -> dict[str, np.ndarray]:
+        """The step table (``RunResult.steps``' columns) of the steps from ``start`` on.
+
+        A live view reads each chunk with this as it is played, at a cost in the chunk's
+        length, instead of rebuilding the whole record with ``result()``.
+        """
+        start = max(0, min(start, self.t))
         n_assets = self.config.n_assets
         steps = {
-            "step": np.repeat(np.arange(played, dtype=np.int64), n_assets),
-            "asset": np.tile(np.arange(n_assets, dtype=np.int64), played),
+            "step": np.repeat(np.arange(start, self.t, dtype=np.int64), n_assets),
+            "asset": np.tile(np.arange(n_assets, dtype=np.int64), self.t - start),
         }
+        first = start * n_assets
         for name, values in self._rec.items():
-            steps[name] = np.array(values, dtype=STEP_COLUMNS[name])
+            steps[name] = np.array(values[first:] if first else values, dtype=STEP_COLUMNS[name])
+        return steps
+
+    def result(self) -> RunResult:
+        """The record of the steps played so far."""
+        steps = self.recorded_steps()
         trade_rows = np.array(self._trades, dtype=np.int64).reshape(-1, len(TRADE_COLUMNS))
         trades = {
             name: trade_rows[:, i].astype(dtype)
