@@ -1,14 +1,16 @@
 """Scenarios: pull the market makers from a live market, switch rules on, and compare
 interventions against paired baselines over many seeds.
 
-The live market plays a chunk of steps on every rerun - a timer tick while "Live" is on, or
-any click - so the crash after "Pull market makers" shows on the rerun the click causes.
-Everything that changes with the run is drawn inside the fragment that ticks.
+The live market (``marl_market.core.live``, the same one dashboard.html plays) advances one
+chunk per timer tick while "Live" is on, and on every click while it is on, so the crash after
+"Pull market makers" shows on the rerun the click causes. Paused, or once the run has played
+its configured length, the page registers no timer at all: ``st.fragment``'s ``run_every`` is
+set only by a full script run, so the panel reruns the whole page the moment the run finishes,
+and that run draws the fragment without a timer. An idle page then does nothing until a click.
 """
 
 from __future__ import annotations
 
-import math
 import os
 
 import streamlit as st
@@ -16,15 +18,14 @@ import streamlit as st
 from app_pages import _common as ui
 from marl_market import lab, plots
 from marl_market.core.config import MarketConfig
-from marl_market.live import CHUNK, PRE_PULL_WINDOW, LiveRun
+from marl_market.core.live import CHUNK, LiveMarket
+from marl_market.core.scenarios import SCENARIO_KINDS
 from marl_market.records import InputError, validate_scenario
 from marl_market.store import StoreError
 
-TICK_SECONDS = 1.0  # timer interval of the live panel (a tick plays one chunk)
-# Steps the live charts show (the latest ones). The browser redraws them on every tick, and
-# market_figure's per-step volume bars cost ~0.15 ms each to draw, so the window stays short.
-LIVE_WINDOW = 2_000
-LIVE = "live_run"  # session-state key of the LiveRun
+TICK_SECONDS = 1.0  # timer interval of the live panel while it plays (a tick plays one chunk)
+LIVE = "live_run"  # session-state key of the LiveMarket
+TIMED = "live_timer"  # session-state key: the tick interval the last full run registered
 COMPARE = "compare_result"  # session-state key of the last comparison
 
 
@@ -32,23 +33,36 @@ def pull_market_makers() -> None:
     """Button callback, run before the rerun it causes: the makers leave at the current step.
 
     Idempotent, because clicks can be replayed or merged with timer ticks."""
-    live: LiveRun | None = st.session_state.get(LIVE)
+    live: LiveMarket | None = st.session_state.get(LIVE)
     if live is not None:
         live.pull()
 
 
 def bring_makers_back() -> None:
-    live: LiveRun | None = st.session_state.get(LIVE)
+    live: LiveMarket | None = st.session_state.get(LIVE)
     if live is not None:
         live.bring_back()
 
 
-def start_live(key: tuple, config: MarketConfig, seed: int, warmup: int, return_after: int) -> None:
+def play_chunk() -> None:
+    """Button callback while paused: one chunk, then the page is idle again."""
+    live: LiveMarket | None = st.session_state.get(LIVE)
+    if live is not None:
+        live.advance()
+
+
+def start_live(key: tuple, config: MarketConfig, seed: int, warmup: int, length: int) -> None:
     """A fresh live run in session state (also the Restart button's callback: that click
     reruns only the fragment, so the callback itself must leave a run there)."""
-    st.session_state[LIVE] = LiveRun.start(
-        key, config, seed, warmup, return_after=return_after or None
+    st.session_state[LIVE] = LiveMarket.start(
+        key, config, seed, warmup, length, return_after=return_after_setting()
     )
+
+
+def return_after_setting() -> int | None:
+    """Steps the makers stay away (None: until "Bring makers back")."""
+    steps = int(st.session_state.get("live_return_after", 0))
+    return steps or None
 
 
 st.title("Scenarios")
@@ -58,38 +72,59 @@ request = ui.market_settings()
 st.header("Live market")
 st.caption(
     "The sidebar's population and seed, played live: warm-up steps first, then "
-    f"{CHUNK} steps per tick. Pull the market makers and watch the spread blow up and, once "
-    "they are back, recover."
+    f"{CHUNK} steps every {TICK_SECONDS:g} s while Live is on. Pull the market makers and "
+    "watch the spread blow up and, once they are back, recover."
 )
 ui.default("live_warmup", 1_000)
-ui.default("live_return_after", 500)
+ui.default("live_length", 100_000)
+ui.default("live_return_after", 2_000)
 ui.default("live_playing", True)
-settings = st.columns([2, 2, 1])
+settings = st.columns([2, 2, 2, 1])
 warmup = settings[0].slider("Warm-up steps", 200, 5_000, step=100, key="live_warmup")
-return_after = settings[1].number_input(
-    "Makers return after (steps, 0 = only on request)", 0, 10_000, step=100, key="live_return_after"
+length = settings[1].number_input(
+    "Run length (steps)",
+    10_000,  # above the longest warm-up
+    1_000_000,
+    step=10_000,
+    key="live_length",
+    help="The live run stops here (warm-up included); changing it starts a new run. Memory "
+    "stays small: the charts keep only the latest steps.",
 )
-playing = settings[2].toggle(
+settings[2].number_input(
+    "Makers return after N steps",
+    0,
+    1_000_000,
+    step=500,
+    key="live_return_after",
+    help='Steps the makers stay away after the pull; 0 = only when you click "Bring makers '
+    'back". A change applies to the running market.',
+)
+playing = settings[3].toggle(
     "Live", key="live_playing", help=f"Play {CHUNK} steps every {TICK_SECONDS:g} s."
 )
 
 population = (request.makers, request.momentum, request.value, request.noise)
-key = (population, request.seed, warmup, return_after)
-live_args = (key, request.to_config(), request.seed, warmup, int(return_after))
-live: LiveRun | None = st.session_state.get(LIVE)
+key = (population, request.seed, warmup, int(length))
+live_args = (key, request.to_config(), request.seed, warmup, int(length))
+live: LiveMarket | None = st.session_state.get(LIVE)
 if live is None or live.key != key:
     with st.spinner(f"Warming up {warmup:,} steps..."):
         start_live(*live_args)
+    live = st.session_state[LIVE]
+live.return_after = return_after_setting()
+# The timer exists only while there is something to play.
+st.session_state[TIMED] = TICK_SECONDS if playing and not live.full else None
 
 
-@st.fragment(run_every=TICK_SECONDS if playing else None)
+@st.fragment(run_every=st.session_state[TIMED])
 def live_panel() -> None:
-    """Controls, gauges and charts of the live run; the run advances one chunk per call."""
-    live: LiveRun = st.session_state[LIVE]
+    """Controls, gauges and charts of the live run; it advances one chunk per call while
+    playing, and not at all while paused."""
+    live: LiveMarket = st.session_state[LIVE]
     ui.default("short_ban", False)
     ui.default("tobin_tax", False)
     ui.default("tobin_tax_bp", 10)
-    buttons = st.columns([1.3, 1.3, 1, 3])
+    buttons = st.columns([1.3, 1.3, 1.3, 1, 2])
     buttons[0].button(
         "Pull market makers",
         key="pull_market_makers",
@@ -107,6 +142,14 @@ def live_panel() -> None:
         width="stretch",
     )
     buttons[2].button(
+        f"Play {CHUNK} steps",
+        key="play_chunk",
+        on_click=play_chunk,
+        disabled=live.full or bool(st.session_state.get("live_playing")),
+        help="Step the paused run by hand.",
+        width="stretch",
+    )
+    buttons[3].button(
         "Restart", key="restart_live", on_click=start_live, args=live_args, width="stretch"
     )
     rules = st.columns([1, 1, 2])
@@ -118,57 +161,21 @@ def live_panel() -> None:
     )
     tax_bp = rules[2].slider("Tax rate (bp of notional)", 1, 100, key="tobin_tax_bp")
     live.apply_rules(short_ban, tax_bp if tobin else 0.0)
-    if not live.full:
+    if st.session_state.get("live_playing") and not live.full:
         live.advance()
-    else:
-        st.warning("The live run is full: restart it to go on.")
+    if live.full:
+        if st.session_state.get(TIMED):
+            st.rerun(scope="app")  # re-registers this fragment without its timer
+        st.info(f"The live run has played all its {live.length:,} steps: restart it to go on.")
 
-    now, before = live.spread_now(), live.spread_before()
-    pulled = live.pulled_at is not None
-    ratio = now / before if math.isfinite(now) and math.isfinite(before) and before > 0 else None
-    recovery = live.recovery_steps()
-    gauges = st.columns(5)
-    gauges[0].metric("Step", f"{live.t:,}")
-    gauges[1].metric(
-        "Spread (ticks)",
-        ui.fmt(now, "{:.1f}"),
-        delta=None if ratio is None else f"x{ratio:.1f} vs " + ("pre-pull" if pulled else "so far"),
-        delta_color="inverse",
-        help=f"Mean best ask - best bid over the last {live.chunk} steps.",
-    )
-    gauges[2].metric(
-        "Pre-pull spread (ticks)" if pulled else "Spread so far (ticks)",
-        ui.fmt(before, "{:.1f}"),
-        help=f"Mean spread over the {PRE_PULL_WINDOW} steps before the pull."
-        if pulled
-        else "Mean spread of the run before the last chunk.",
-    )
-    result = live.result()
-    depth = result.asset_series("bid_depth") + result.asset_series("ask_depth")
-    gauges[3].metric("Depth near the mid", ui.fmt(float(depth[-live.chunk :].mean()), "{:.0f}"))
-    gauges[4].metric(
-        "Spread recovered after",
-        "-" if recovery is None else f"{recovery:,} steps",
-        help="Steps from the makers' return until the spread stays within 1.5x its pre-pull "
-        "mean for 50 steps.",
-    )
-    status = []
-    if live.pulled_at is not None:
-        status.append(f"makers pulled at step **{live.pulled_at:,}**")
-    if live.returned_at is not None:
-        status.append(f"back at step **{live.returned_at:,}**")
-    elif live.pulled_at is not None and live.return_after:
-        status.append(f"returning at step {live.pulled_at + live.return_after:,}")
+    for column, gauge in zip(st.columns(5), live.gauges(), strict=True):
+        column.metric(**gauge.kwargs())
     st.caption(
-        "; ".join(status)
+        live.status()
         or f"Warm-up of {live.warmup:,} steps took {live.warmup_seconds:.2f} s; "
         f"each chunk of {live.chunk} steps takes about {live.last_chunk_seconds * 1000:.0f} ms."
     )
-
-    first = live.t - LIVE_WINDOW
-    recent = result.steps["step"] >= first
-    window = {name: column[recent] for name, column in result.steps.items()}
-    events = [(step, text) for step, text in live.events if step >= first]  # keep the x range
+    window, events = live.recent_steps(), live.recent_events()
     st.plotly_chart(plots.add_events(plots.market_figure(window), events), key="live_price_chart")
     st.plotly_chart(plots.add_events(plots.depth_figure(window), events), key="live_depth_chart")
 
@@ -182,14 +189,14 @@ st.caption(
     "against a baseline with the same seed (common random numbers); the CI is over seeds of the "
     "paired difference. Everything is stored."
 )
-ui.default("compare_kinds", ["flash_crash", "short_ban", "tobin_tax"])
+ui.default("compare_kinds", list(SCENARIO_KINDS[:3]))  # the crash and the two rules
 ui.default("compare_seeds", 5)
 ui.default("compare_steps", 2_000)
 ui.default("compare_tax_bp", 10.0)
 options = st.columns([3, 1, 1, 1])
 kinds = options[0].multiselect(
     "Scenarios",
-    ["flash_crash", "short_ban", "tobin_tax", "stress", "drought", "shock"],
+    SCENARIO_KINDS,
     key="compare_kinds",
 )
 n_seeds = options[1].number_input("Seeds", 1, 100, key="compare_seeds")

@@ -17,6 +17,7 @@ import streamlit as st
 from marl_market import lab
 from marl_market.analysis import facts_table, sp500_reference
 from marl_market.core.facts import StylisedFacts
+from marl_market.core.numbers import fmt  # the pages' number formatting (``ui.fmt``)
 from marl_market.experiments import DEFAULT_RETURN_INTERVAL
 from marl_market.records import InputError, SimulateRequest, validate_simulate
 from marl_market.store import RunStore, StoreError, check_writable, default_db_path
@@ -38,6 +39,7 @@ PERSISTENT_KEYS = (
     *SETTINGS_DEFAULTS,
     "spread_seeds",
     "live_warmup",
+    "live_length",
     "live_return_after",
     "live_playing",
     "short_ban",
@@ -202,13 +204,6 @@ def facts_frame(facts: StylisedFacts) -> pd.DataFrame:
     """The facts beside the S&P 500's, one row per fact."""
     rows = facts_table(facts, sp500())
     return pd.DataFrame(rows, columns=["fact", "simulated", "S&P 500 daily 1999-2018"])
-
-
-def fmt(value: float | None, pattern: str = "{:.2f}") -> str:
-    """A number for display; missing or non-finite values show as a dash."""
-    if value is None or value != value or value in (float("inf"), float("-inf")):
-        return "-"
-    return pattern.format(value)
 
 
 def summary_frame(summary: dict) -> pd.DataFrame:

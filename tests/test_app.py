@@ -14,12 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from streamlit.proto.Metric_pb2 import Metric
+from streamlit.runtime.forward_msg_queue import ForwardMsgQueue
 from streamlit.testing.v1 import AppTest
 
 from marl_market import lab
+from marl_market.core.scenarios import Scenario, measure, run_scenario
 from marl_market.records import validate_simulate
 from marl_market.store import RunStore
 
+UP, DOWN = Metric.MetricDirection.UP, Metric.MetricDirection.DOWN
+RED, GREEN = Metric.MetricColor.RED, Metric.MetricColor.GREEN
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 SMALL = {"steps": 1_000, "return_interval": 5}
 
@@ -175,6 +180,123 @@ def test_pulling_the_makers_blows_up_the_spread_on_that_rerun(db):
     at.run()  # a replayed click must not pull again
     assert at.session_state["live_run"].pulled_at == pulled_at
     assert at.button(key="pull_market_makers").disabled
+
+
+def test_the_spread_arrow_and_colour_follow_its_direction(db):
+    at = start("app_pages/3_scenarios.py", live_return_after=400)
+    at.button(key="pull_market_makers").click().run()
+    seen = set()
+    for _ in range(12):  # the blow-up, the return after two chunks, then ups and downs
+        live = at.session_state["live_run"]
+        change = live.spread_now() / live.spread_before() - 1
+        (gauge,) = [m for m in at.metric if m.label == "Spread (ticks)"]
+        assert gauge.delta.endswith("vs pre-pull (lower is better)")
+        if round(change, 2):
+            rose = change > 0
+            seen.add(rose)
+            assert gauge.delta.startswith("+" if rose else "-"), gauge.delta
+            assert gauge.proto.direction == (UP if rose else DOWN)
+            assert gauge.proto.color == (RED if rose else GREEN)  # lower is better
+        at.run()
+    assert seen == {True, False}
+
+
+def recovery_shown(at: AppTest) -> str:
+    return next(m.value for m in at.metric if m.label == "Spread recovery")
+
+
+def test_recovery_is_shown_only_once_the_scenario_measure_says_so(db):
+    at = start("app_pages/3_scenarios.py", live_return_after=300)
+    at.button(key="pull_market_makers").click().run()
+    config = validate_simulate(**SMALL).to_config()
+    shown = []
+    while True:
+        live = at.session_state["live_run"]
+        # What `marlsim scenario --kind flash_crash` reports for a run of the steps played.
+        scenario = Scenario("flash_crash", start_at=live.pulled_at, end_at=live.returned_at)
+        scenario = scenario.resolved(live.t)
+        run = run_scenario(config.replace(steps=live.t), scenario, 42)
+        reported = measure(run, scenario)["recovery_steps"]
+        shown.append(recovery_shown(at))
+        if reported is None:
+            assert shown[-1] == "not recovered yet"
+        else:
+            assert shown[-1] == f"after {reported:,} steps"
+            break
+        at.run()
+        assert len(shown) < 10
+    assert shown[0] == "not recovered yet" and live.returned_at == live.pulled_at + 300
+
+
+def test_the_makers_stay_away_as_long_as_the_user_says(db):
+    at = start("app_pages/3_scenarios.py", live_return_after=0)
+    at.button(key="pull_market_makers").click().run()
+    for _ in range(4):
+        at.run()
+    live = at.session_state["live_run"]
+    assert live.returned_at is None and not live.market.makers.active
+    assert recovery_shown(at) == "not recovered yet"
+    at.button(key="return_market_makers").click().run()
+    assert live.returned_at is not None and live.market.makers.active
+    assert any("makers back" in json.dumps(spec) for spec in charts(at))
+
+
+@pytest.fixture
+def timers(monkeypatch) -> list:
+    """The fragment timers (auto-rerun messages) each script run sends the browser: one list
+    per script run, the latest last."""
+    runs: list[list[float]] = [[]]
+    enqueue, clear = ForwardMsgQueue.enqueue, ForwardMsgQueue.clear
+
+    def spy_enqueue(queue, msg):
+        if msg.HasField("auto_rerun"):
+            runs[-1].append(msg.auto_rerun.interval)
+        return enqueue(queue, msg)
+
+    def spy_clear(queue, *args, **kwargs):  # called as each script run starts
+        runs.append([])
+        return clear(queue, *args, **kwargs)
+
+    monkeypatch.setattr(ForwardMsgQueue, "enqueue", spy_enqueue)
+    monkeypatch.setattr(ForwardMsgQueue, "clear", spy_clear)
+    return runs
+
+
+def test_a_paused_page_has_no_timer_and_does_not_advance(db, timers):
+    at = start("app_pages/3_scenarios.py")
+    assert timers[-1] == [1.0]  # playing: one tick a second
+    at.toggle(key="live_playing").set_value(False).run()
+    assert timers[-1] == []
+    step = metric(at, "Step")
+    at.button(key="pull_market_makers").click().run()  # a click while paused pulls ...
+    at.run()
+    assert metric(at, "Step") == step and timers[-1] == []  # ... and plays nothing
+    assert at.session_state["live_run"].pulled_at == step
+    at.button(key="play_chunk").click().run()
+    assert metric(at, "Step") == step + 200 and timers[-1] == []
+
+
+def test_a_finished_run_drops_its_timer(db, timers):
+    at = start("app_pages/3_scenarios.py", live_length=10_000, live_warmup=200)
+    live = at.session_state["live_run"]
+    live.advance(10_000 - 200 - live.t)  # 200 steps before the end
+    at.run()
+    assert live.full and metric(at, "Step") == 10_000
+    assert timers[-1] == []  # the run that found it finished registered no timer
+    assert any("played all its 10,000 steps" in i.value for i in at.info)
+    at.run()
+    assert metric(at, "Step") == 10_000 and timers[-1] == []
+
+
+def test_a_live_run_goes_past_20000_steps_to_its_configured_length(db):
+    at = start("app_pages/3_scenarios.py", live_length=30_000, live_warmup=200)
+    live = at.session_state["live_run"]
+    assert live.length == 30_000
+    live.advance(19_900 - live.t)
+    at.run()
+    at.run()
+    assert metric(at, "Step") == 20_300 and not live.full and not at.info
+    assert not at.button(key="pull_market_makers").disabled
 
 
 def test_restart_starts_a_fresh_live_run(db):

@@ -1,4 +1,5 @@
-"""What the app's pages call: book snapshots, the live run, stored runs and their exports."""
+"""What the app's pages call: book snapshots, stored runs and their exports (the live run:
+test_live.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from marl_market import lab
 from marl_market.core.config import MarketConfig
 from marl_market.core.market import simulate
 from marl_market.experiments import run_simulation
-from marl_market.live import LiveRun
 from marl_market.records import validate_scenario, validate_simulate
 from marl_market.snapshots import SnapshotRecorder, simulate_with_snapshots
 from marl_market.store import RunStore, StoreError
@@ -77,38 +77,6 @@ def test_recorder_rejects_bad_settings():
         SnapshotRecorder(0)
     with pytest.raises(ValueError, match="level"):
         SnapshotRecorder(10, levels=0)
-
-
-# ------------------------------------------------------------------------------ live run
-def test_pull_is_idempotent_and_the_makers_come_back_on_schedule():
-    live = LiveRun.start(("k",), MarketConfig(), 42, warmup=1_000, return_after=300)
-    live.advance()
-    before = live.spread_now()
-    assert live.pull() is True
-    pulled_at = live.pulled_at
-    assert live.pull() is False and live.pulled_at == pulled_at  # replayed click
-    live.advance()
-    assert live.spread_now() > 4 * before
-    assert live.market.makers.active is False
-    live.advance(400)
-    assert live.returned_at == pulled_at + 300 and live.market.makers.active
-    assert live.bring_back() is False
-    assert [text for _, text in live.events] == ["makers pulled", "makers back"]
-
-
-def test_rules_switch_once_and_are_logged():
-    live = LiveRun.start(("k",), MarketConfig(), 1, warmup=300)
-    assert live.apply_rules(False, 0.0) is False
-    assert live.apply_rules(True, 20.0) is True
-    assert live.apply_rules(True, 20.0) is False
-    assert live.rules.short_ban and live.rules.tobin_tax == pytest.approx(0.002)
-    assert [text for _, text in live.events] == ["short ban on", "Tobin tax 20 bp"]
-
-
-def test_a_full_live_run_stops_advancing():
-    live = LiveRun.start(("k",), MarketConfig(), 1, warmup=200, headroom=100)
-    assert live.advance() == 100 and live.full
-    assert live.advance() == 0
 
 
 # ------------------------------------------------------------------------------ stored runs
