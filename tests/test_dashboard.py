@@ -14,8 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from streamlit.proto.Metric_pb2 import Metric
 from streamlit.testing.v1 import AppTest
 
+from marl_market.core.config import MarketConfig
+from marl_market.core.live import LiveMarket
+from marl_market.core.scenarios import Scenario, measure, run_scenario
 from marl_market.lite import build
 from marl_market.lite.__main__ import main
 
@@ -151,7 +155,10 @@ def test_pulling_the_makers_blows_up_the_spread_on_that_rerun(app):
     assert not app.exception
     after, delta = _spread(app)
     assert after > 3 * before, (before, after)
-    assert delta.endswith("vs pre-pull") and delta.startswith("+")
+    assert delta.endswith("vs pre-pull (lower is better)") and delta.startswith("+")
+    (gauge,) = [m for m in app.metric if m.label == "Spread (ticks)"]
+    assert gauge.proto.direction == Metric.MetricDirection.UP  # up, and red: lower is better
+    assert gauge.proto.color == Metric.MetricColor.RED
     (pre_pull,) = [m for m in app.metric if m.label == "Pre-pull spread (ticks)"]
     assert float(pre_pull.value) < after / 3
     assert any("Makers pulled at step **2,000**" in md.value for md in app.markdown)
@@ -159,6 +166,39 @@ def test_pulling_the_makers_blows_up_the_spread_on_that_rerun(app):
     app.button(key="pull").click().run()
     assert any("Makers pulled at step **2,000**" in md.value for md in app.markdown)
     assert [m.value for m in app.metric if m.label == "Step"] == ["2,400"]
+
+
+def test_the_makers_return_when_the_user_says_and_recovery_waits_for_the_measure(app):
+    app.sidebar.number_input(key="return_after").set_value(400).run()
+    app.button(key="pull").click().run()
+    live = app.session_state["live"]
+    assert isinstance(live, LiveMarket)  # the app's live market, not a copy
+    shown = []
+    while live.recovery_steps() is None:
+        shown.append(next(m.value for m in app.metric if m.label == "Spread recovery"))
+        app.button(key="advance").click().run()
+        assert len(shown) < 10
+    assert live.returned_at == live.pulled_at + 400
+    assert set(shown) == {"not recovered yet"}
+    # What the flash-crash scenario reports for the same seed, pull and return.
+    scenario = Scenario("flash_crash", start_at=live.pulled_at, end_at=live.returned_at)
+    scenario = scenario.resolved(live.t)
+    reported = measure(run_scenario(MarketConfig(steps=live.t), scenario, 42), scenario)
+    recovery = next(m.value for m in app.metric if m.label == "Spread recovery")
+    assert recovery == f"after {reported['recovery_steps']:,} steps"
+    specs = " ".join(chart.proto.spec for chart in app.get("plotly_chart"))
+    assert "makers pulled" in specs and "makers back" in specs
+
+
+def test_with_no_return_set_the_makers_come_back_only_on_request(app):
+    app.sidebar.number_input(key="return_after").set_value(0).run()
+    app.button(key="pull").click().run()
+    for _ in range(3):
+        app.button(key="advance").click().run()
+    live = app.session_state["live"]
+    assert live.returned_at is None and 'Bring makers back"' in live.status()
+    app.button(key="bring_back").click().run()
+    assert live.returned_at == 3_000 and live.market.makers.active  # before its chunk
 
 
 def test_rules_switch_on_live_and_are_marked_on_the_charts(app):

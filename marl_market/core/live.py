@@ -289,7 +289,7 @@ class LiveMarket:
         """One line on the interventions so far (empty before the pull)."""
         parts = []
         if self.pulled_at is not None:
-            parts.append(f"makers pulled at step **{self.pulled_at:,}**")
+            parts.append(f"Makers pulled at step **{self.pulled_at:,}**")
         if self.returned_at is not None:
             parts.append(f"back at step **{self.returned_at:,}**")
         elif self.return_due is not None:
