@@ -3,6 +3,8 @@ uses this module too, with plotly 5.24 there and 6+ on the server, so only long-
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -307,40 +309,10 @@ def agents_figure(
 
 
 def normal_quantiles(p: np.ndarray) -> np.ndarray:
-    """Standard normal quantiles of probabilities ``p`` in (0, 1), numpy only.
-
-    Acklam's rational approximation (relative error below 1.2e-9), enough for a QQ plot and
-    available in the browser build, which has no scipy.
-    """
-    a = (-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.3577518672690,
-         -30.66479806614716, 2.506628277459239)  # fmt: skip
-    b = (-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972,
-         -13.28068155288572)  # fmt: skip
-    c = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838, -2.549732539343734,
-         4.374664141464968, 2.938163982698783)  # fmt: skip
-    d = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996, 3.754408661907416)
-    p = np.asarray(p, dtype=float)
-    out = np.empty_like(p)
-    low, high = 0.02425, 1 - 0.02425
-    tail = p < low
-    q = np.sqrt(-2 * np.log(p[tail]))
-    out[tail] = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / (
-        (((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1
-    )
-    upper = p > high
-    q = np.sqrt(-2 * np.log(1 - p[upper]))
-    out[upper] = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / (
-        (((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1
-    )
-    mid = ~tail & ~upper
-    q = p[mid] - 0.5
-    r = q * q
-    out[mid] = (
-        (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5])
-        * q
-        / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
-    )
-    return out
+    """Standard normal quantiles of probabilities ``p`` in (0, 1): the standard library's
+    ``NormalDist().inv_cdf`` (the browser build has no scipy)."""
+    inv_cdf = NormalDist().inv_cdf
+    return np.array([inv_cdf(x) for x in np.asarray(p, dtype=float).ravel().tolist()])
 
 
 def _standardise(returns: np.ndarray) -> np.ndarray:
