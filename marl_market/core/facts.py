@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+from marl_market.core.numbers import finite_or_none, nanmean
+
 #: Returns needed beyond ``max_lag`` before ``compute_facts`` uses all requested lags.
 LAG_MARGIN = 10
 #: Fewest returns ``compute_facts`` accepts.
@@ -165,15 +167,7 @@ class StylisedFacts:
 
     def as_dict(self) -> dict:
         """Plain-Python dict of the facts; non-finite floats become None (strict JSON)."""
-
-        def clean(v: object) -> object:
-            if isinstance(v, float) and not math.isfinite(v):
-                return None
-            if isinstance(v, list):
-                return [clean(u) for u in v]
-            return v
-
-        return {k: clean(v) for k, v in asdict(self).items()}
+        return finite_or_none(asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict) -> StylisedFacts:
@@ -241,9 +235,7 @@ def _nanmean(x: np.ndarray | None) -> float:
     """Mean ignoring NaN; NaN (without a RuntimeWarning) if nothing is left."""
     if x is None:
         return float("nan")
-    a = _as_1d_float(x, "array")
-    a = a[~np.isnan(a)]
-    return float(a.mean()) if a.size else float("nan")
+    return nanmean(_as_1d_float(x, "array"))
 
 
 def compute_facts(

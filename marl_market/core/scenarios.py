@@ -26,6 +26,7 @@ import numpy as np
 from marl_market.core.config import MarketConfig
 from marl_market.core.facts import mean_ci, sign_fraction
 from marl_market.core.market import Market
+from marl_market.core.numbers import nanmean
 from marl_market.core.results import RunResult
 
 SCENARIO_KINDS = ("flash_crash", "short_ban", "tobin_tax", "stress", "drought", "shock")
@@ -197,9 +198,7 @@ def run_with_baseline(
 
 # ------------------------------------------------------------------------------ measurement
 def _window_mean(x: np.ndarray, start: int, end: int) -> float:
-    part = x[start:end]
-    part = part[~np.isnan(part)]
-    return float(part.mean()) if len(part) else float("nan")
+    return nanmean(x[start:end])
 
 
 def _ratio(a: float, b: float) -> float | None:
