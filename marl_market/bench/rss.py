@@ -1,0 +1,54 @@
+"""Child process of the bench's memory workload: one default run, then its own peak RSS.
+
+``python -m marl_market.bench.rss --steps 1000000 [--seed 42]`` prints one JSON object:
+``steps``, ``seconds`` (the run alone), ``peak_rss_mb`` (this whole process's high-water mark,
+from ``getrusage``; Linux reports it in KiB) and the same from ``/proc/self/status`` (VmHWM)
+where that exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+from marl_market.core.config import MarketConfig
+from marl_market.core.market import Market
+
+
+def vm_hwm_mb() -> float | None:
+    """VmHWM from ``/proc/self/status`` in MB, or None off Linux."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        return None
+    return None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    market = Market(MarketConfig(steps=args.steps), args.seed)
+    started = time.perf_counter()
+    market.run()
+    seconds = time.perf_counter() - started
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    report = {
+        "steps": args.steps,
+        "seconds": seconds,
+        "peak_rss_mb": peak_kib * 1024 / 1e6,
+        "vm_hwm_mb": vm_hwm_mb(),
+    }
+    sys.stdout.write(json.dumps(report) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

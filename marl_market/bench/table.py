@@ -1,0 +1,152 @@
+"""The human-readable table of a ``marlsim bench`` result (the JSON holds every figure)."""
+
+from __future__ import annotations
+
+
+def _rate(value: float | None, unit: str) -> str:
+    return "not run" if value is None else f"{value:,.0f} {unit}"
+
+
+def _x(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}x"
+
+
+def format_table(result: dict) -> str:
+    """Rows of workload, our figure, the reference measured in the same run, and the ratio."""
+    machine = result["machine"]
+    lines = [
+        f"marlsim bench, {result['date']}, {machine['cpu']}, {machine['cpus']} CPUs, "
+        f"Python {machine['python']}, numpy {machine['numpy']}"
+        + (" (--quick)" if result["quick"] else ""),
+        "",
+    ]
+    rows: list[tuple[str, str, str, str]] = []
+    book = result["book"]
+    baseline = result["baseline_orders_per_s"]
+    rows.append(
+        (
+            f"book, submit(Order), {book['ops']:,}-op stream",
+            _rate(result["book_orders_per_s"], "orders/s"),
+            f"plain book {_rate(baseline, 'orders/s')}",
+            _x(book["submit_vs_baseline"]),
+        )
+    )
+    rows.append(
+        (
+            "book, submit_fast, same stream",
+            _rate(result["book_fast_orders_per_s"], "orders/s"),
+            f"plain book {_rate(baseline, 'orders/s')}",
+            _x(book["fast_vs_baseline"]),
+        )
+    )
+    sim = result["sim"]
+    rows.append(
+        (
+            f"default market, {sim['steps']:,} steps",
+            _rate(result["sim_steps_per_s"], "steps/s"),
+            f"{sim['seconds']:.2f} s",
+            "",
+        )
+    )
+    crowd = result["crowd"]
+    rows.append(
+        (
+            f"rmsc04-sized crowd, {crowd['agents']:,} agents, {crowd['steps']:,} steps",
+            _rate(result["crowd_events_per_s"], "events/s"),
+            f"{crowd['book_events']:,} events",
+            "",
+        )
+    )
+    zi = result.get("zi_crowd")
+    rows.append(
+        (
+            "zero-intelligence crowd"
+            + (f", {zi['agents']} agents, {zi['steps']:,} steps" if zi else ""),
+            _rate(result["zi_crowd_events_per_s"], "events/s"),
+            f"{zi['book_events']:,} events" if zi else "",
+            "",
+        )
+    )
+    compare = result["compare"]
+    rows.append(
+        (
+            f"compare, {compare['seeds']} seeds x {compare['scenarios'] + 1} runs",
+            f"{result['compare_wall_s']:.1f} s wall",
+            f"{compare['workers']} workers",
+            "",
+        )
+    )
+    rss = result["peak_rss_mb_1m_steps"]
+    rows.append(
+        (
+            "peak RSS, default 1,000,000-step run",
+            "skipped" if rss is None else f"{rss:,.0f} MB",
+            "" if "rss" not in result else f"{result['rss']['seconds']:.0f} s",
+            "",
+        )
+    )
+    rows.extend(_peer_rows(result.get("peers", {})))
+    widths = [max(len(row[i]) for row in rows + [_HEADER]) for i in range(4)]
+    for row in [_HEADER, *rows]:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        lines.append("  ".join(cells).rstrip())
+    lines.extend(f"note: {note}" for note in result.get("notes", []))
+    return "\n".join(lines)
+
+
+_HEADER = ("workload", "ours", "reference (same run)", "ours / reference")
+
+
+def _peer_rows(found: dict) -> list[tuple[str, str, str, str]]:
+    rows = []
+    abides = found.get("abides", {})
+    if "book" in abides:
+        entry = abides["book"]
+        if "error" in entry:
+            rows.append(("ABIDES OrderBook, same stream", "", f"failed: {entry['error']}", ""))
+        else:
+            match = "" if entry["fills_match"] else " (fills differ!)"
+            rows.append(
+                (
+                    "ABIDES OrderBook vs submit(Order)",
+                    _rate(entry["ours_submit_orders_per_s"], "orders/s"),
+                    f"ABIDES {_rate(entry['orders_per_s'], 'orders/s')}{match}",
+                    _x(entry["submit_vs_abides"]),
+                )
+            )
+            rows.append(
+                (
+                    "ABIDES OrderBook vs submit_fast",
+                    _rate(entry["ours_fast_orders_per_s"], "orders/s"),
+                    f"ABIDES {_rate(entry['orders_per_s'], 'orders/s')}",
+                    _x(entry["fast_vs_abides"]),
+                )
+            )
+    if "rmsc04" in abides:
+        entry = abides["rmsc04"]
+        if "error" in entry:
+            rows.append(("ABIDES rmsc04 day", "", f"failed: {entry['error']}", ""))
+        else:
+            rows.append(
+                (
+                    f"ABIDES rmsc04 (to {entry['end_time']}) vs rmsc04-sized crowd",
+                    _rate(entry["ours_events_per_s"], "events/s"),
+                    f"ABIDES {_rate(entry['events_per_s'], 'events/s')} "
+                    f"({entry['book_events']:,} in {entry['seconds']:.1f} s)",
+                    _x(entry["ours_vs_abides"]),
+                )
+            )
+    zi = found.get("pymarketsim", {}).get("zi")
+    if zi is not None:
+        if "error" in zi:
+            rows.append(("PyMarketSim ZI crowd", "", f"failed: {zi['error']}", ""))
+        else:
+            rows.append(
+                (
+                    f"PyMarketSim ZI crowd ({zi['steps']:,} steps) vs ours",
+                    _rate(zi.get("ours_events_per_s"), "events/s"),
+                    f"PyMarketSim {_rate(zi['events_per_s'], 'events/s')}",
+                    _x(zi.get("ours_vs_pymarketsim")),
+                )
+            )
+    return rows
