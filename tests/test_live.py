@@ -6,7 +6,12 @@ what a ``flash_crash`` scenario with ``start_at=p, end_at=r`` reports for the sa
 
 from __future__ import annotations
 
+import ast
+import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,6 +33,7 @@ from marl_market.core.scenarios import (
 )
 
 SEED = 42
+MARLSIM = str(Path(sys.executable).with_name("marlsim"))  # the installed entry point
 
 
 def start(length: int = 6_000, warmup: int = 1_000, **options) -> LiveMarket:
@@ -109,18 +115,26 @@ def test_rules_switch_once_and_are_logged():
 
 
 # ------------------------------------------------------------------------------ recovery
-def test_live_recovery_is_what_the_flash_crash_scenario_reports():
+def test_live_recovery_is_what_marlsim_scenario_reports(tmp_path):
     live = start(length=8_000, return_after=1_000)
     live.advance()
     live.pull()
     while live.recovery_steps() is None and not live.full:
         live.advance()
-    pulled, returned = live.pulled_at, live.returned_at
-    assert (pulled, returned) == (1_200, 2_200)
-    scenario = Scenario("flash_crash", start_at=pulled, end_at=returned).resolved(8_000)
-    reported = measure(run_scenario(MarketConfig(steps=8_000), scenario, SEED), scenario)
+    assert (live.pulled_at, live.returned_at) == (1_200, 2_200)
+    # The same pull and return as a flash-crash scenario, through the command line.
+    command = ["--kind", "flash_crash", "--steps", "8000", "--pull-at", "1200"]
+    command += ["--return-at", "2200", "--seed", str(SEED), "--db", str(tmp_path / "r.duckdb")]
+    out = subprocess.run(
+        [MARLSIM, "scenario", *command, "--json"], capture_output=True, text=True, check=True
+    )
+    (reported,) = json.loads(out.stdout)["per_seed"]["flash_crash"]
     assert live.recovery_steps() == reported["recovery_steps"] is not None
     assert gauge(live, "Spread recovery").value == f"after {reported['recovery_steps']:,} steps"
+    # ... and in-process, through the function the command calls.
+    scenario = Scenario("flash_crash", start_at=1_200, end_at=2_200).resolved(8_000)
+    run = run_scenario(MarketConfig(steps=8_000), scenario, SEED)
+    assert measure(run, scenario)["recovery_steps"] == live.recovery_steps()
 
 
 def test_recovery_shows_only_once_the_spread_held_within_tolerance():
@@ -192,3 +206,25 @@ def test_number_helpers():
         "a": [1.0, None],
         "b": [None, "x"],
     }
+
+
+# ------------------------------------------------------------------------------ one implementation
+REPO = Path(__file__).resolve().parents[1]
+FRONT_ENDS = ("app_pages/3_scenarios.py", "marl_market/lite/page.py")
+
+
+@pytest.mark.parametrize("page", FRONT_ENDS)
+def test_the_app_and_the_dashboard_play_this_live_market_and_mark_events_one_way(page):
+    source = (REPO / page).read_text(encoding="utf-8")
+    imported = {
+        (node.module, alias.name)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert ("marl_market.core.live", "LiveMarket") in imported
+    # No second copy of the pull, the rules or the event marks in the page itself.
+    for own_copy in (".pull_market_makers()", "set_rules(", "add_vline(", "def nanmean"):
+        assert own_copy not in source
+    assert "add_events" in source
+    assert not (REPO / "marl_market" / "live.py").exists()
