@@ -1,6 +1,7 @@
 """Check the default ecology's stylised-fact targets over many seeds.
 
-Run:  python benchmarks/model_targets.py [--seeds 20] [--first-seed 0] [--steps 10000] [--json]
+Run:  python -m marl_market.bench.model_targets [--seeds 20] [--first-seed 0] [--steps 10000]
+      [--json]
 
 For each seed: excess kurtosis >= 5; ACF of |r| >= 0.1 at lag 1 and positive through lag 10;
 |raw ACF(1)| < 0.1 (an aim: one seed's estimate from 2,000 fat-tailed returns scatters by about
@@ -14,18 +15,14 @@ import argparse
 import dataclasses
 import json
 import os
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from marl_market.core.config import MarketConfig, Population  # noqa: E402
-from marl_market.core.facts import compute_facts  # noqa: E402
-from marl_market.core.market import simulate  # noqa: E402
+from marl_market.core.config import MarketConfig, Population
+from marl_market.core.facts import compute_facts
+from marl_market.core.market import simulate
 
 RETURN_INTERVAL = 5
 
