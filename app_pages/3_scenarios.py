@@ -18,7 +18,7 @@ import streamlit as st
 from app_pages import _common as ui
 from marl_market import lab, plots
 from marl_market.core.config import MarketConfig
-from marl_market.core.live import CHUNK, LiveMarket
+from marl_market.core.live import CHART_WINDOW, CHUNK, LiveMarket
 from marl_market.core.scenarios import SCENARIO_KINDS
 from marl_market.records import InputError, validate_scenario
 from marl_market.store import StoreError
@@ -87,8 +87,8 @@ length = settings[1].number_input(
     1_000_000,
     step=10_000,
     key="live_length",
-    help="The live run stops here (warm-up included); changing it starts a new run. Memory "
-    "stays small: the charts keep only the latest steps.",
+    help="The live run stops here (warm-up included); changing it starts a new run. The "
+    f"charts show the latest {CHART_WINDOW:,} steps.",
 )
 settings[2].number_input(
     "Makers return after N steps",

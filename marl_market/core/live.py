@@ -6,9 +6,11 @@ Pyodide, hence numpy + stdlib only) both keep a ``LiveMarket`` per session and c
 or merges with a timer tick pulls the makers once, at the step recorded the first time - and
 each is logged as an event for the charts (``marl_market.plots.add_events`` draws them).
 
-Memory stays bounded for runs of any configured length: the live market keeps the spread, mid
-and volume of every step (24 bytes a step, for the recovery measure and the facts) and the
-full step table only for the last ``window`` steps the charts show.
+A chunk costs the same late in a long run as early: each one reads only its own steps from the
+market (``Market.recorded_steps``), and the live market keeps the spread, mid and volume of
+every step (24 bytes a step, for the recovery measure and the facts) and the full step table
+only for the last ``window`` steps the charts show. (The ``Market``'s own record of the run
+grows with it; its memory per step is the market's business.)
 
 Spread recovery is the scenarios' measure (``core.scenarios.spread_recovery_steps``): the
 spread back within ``RECOVERY_RATIO`` x its pre-pull mean for ``RECOVERY_HOLD`` steps in a row,

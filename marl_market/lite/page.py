@@ -23,7 +23,7 @@ import streamlit as st
 
 from marl_market.core.config import MarketConfig, Population
 from marl_market.core.facts import acf_confidence_band, compute_facts
-from marl_market.core.live import CHUNK, LiveMarket
+from marl_market.core.live import CHART_WINDOW, CHUNK, LiveMarket
 from marl_market.core.numbers import fmt
 from marl_market.core.scenarios import (
     SCENARIO_KINDS,
@@ -119,7 +119,7 @@ with st.sidebar:
             step=10_000,
             key="live_length",
             help="The live run stops here (the first steps included); a change starts a new "
-            "run. The charts keep only the latest steps, so memory stays small.",
+            f"run. The charts show the latest {CHART_WINDOW:,} steps.",
         )
     )
     return_after = int(
