@@ -57,6 +57,18 @@ def test_the_live_run_is_the_plain_run_step_for_step():
     np.testing.assert_array_equal(recent["bid_depth"], plain.steps["bid_depth"][500:])
 
 
+def test_with_two_assets_the_live_market_follows_the_first():
+    config = MarketConfig(n_assets=2)
+    live = LiveMarket.start(("k",), config, SEED, warmup=600, length=1_000)
+    live.advance()
+    plain = simulate(config.replace(steps=1_000), SEED)
+    np.testing.assert_array_equal(live.series("spread"), plain.asset_series("spread")[:800])
+    first = plain.steps["asset"] == 0
+    depth = plain.steps["bid_depth"][first] + plain.steps["ask_depth"][first]
+    expected = f"{depth[600:800].mean():.0f}"
+    assert gauge(live, "Depth near the mid").value == expected
+
+
 def test_a_run_plays_to_its_configured_length_and_then_stops():
     live = start(length=25_000, warmup=200)
     assert live.advance(24_700) == 24_700 and not live.full  # no cap near 20,000 steps

@@ -250,7 +250,8 @@ class LiveMarket:
         versus = "vs pre-pull" if pulled else "vs run so far"
         change = self.spread_change()
         recent = self._recent
-        depth = recent["bid_depth"][-self.chunk :] + recent["ask_depth"][-self.chunk :]
+        first = recent["asset"] == 0
+        depth = (recent["bid_depth"][first] + recent["ask_depth"][first])[-self.chunk :]
         recovery = self.recovery_steps()
         if not pulled:
             recovered = "-"
