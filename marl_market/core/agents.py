@@ -1,13 +1,17 @@
 """Fixed-rule agent behaviours, one class per type, each deciding for all its agents at once.
 
 Every step each type looks at the market as it stands at the start of the step and hands the
-market a list of *turns*: ``(agent_id, asset, ops)``. The market then plays all turns of all
-types in one seeded random order, so no type always moves first. An op is one of
+market a list of *turns*: ``(key, agent_id, asset, ops, on_placed)``. ``key`` is the turn's
+random arrival time within the step, drawn from the acting type's own stream, and the market
+plays all turns of all types in key order, so no type always moves first and the order of two
+turns never depends on how many other turns there are. An op is one of
   ("cancel", order_id)
   ("order", is_buy, qty, price_or_None, lifetime_steps_or_0, post_only)
-Types with many members (1,000 noise traders) draw the *total* number of actions for the step
-from one Poisson law and hand each action to a uniformly chosen member - the superposition of
-the members' Poisson clocks - so a step costs O(actions), not O(agents).
+Types with many members (1,000 noise traders) draw the *total* number of candidate actions for
+the step from one Poisson law and hand each to a uniformly chosen member - the superposition of
+the members' Poisson clocks - so a step costs O(actions), not O(agents). The rate is fixed and
+state-dependent activity thins it, so every type draws the same numbers whatever the market does
+(``marl_market.core.draws``: common random numbers).
 
 The mechanisms, and which stylised fact each one drives (README: "The model"):
 - makers quote around a blend of mid and its EMA, skew by inventory, and *withdraw* in volatile
@@ -29,6 +33,7 @@ import math
 import numpy as np
 
 from marl_market.core.config import MakerParams, MomentumParams, NoiseParams, ValueParams
+from marl_market.core.draws import Arrivals, PerStep
 
 CANCEL = "cancel"
 ORDER = "order"
@@ -63,14 +68,8 @@ class MarketView:
         self.cost = 0.0  # extra cost per unit notional of trading (Tobin tax), a fraction
 
 
-def poisson_superposition(rng: np.random.Generator, n_agents: int, rate: float) -> list[int]:
-    """Members acting this step: Poisson(n * rate) actions, each to a uniform member."""
-    if n_agents == 0 or rate <= 0.0:
-        return []
-    n = int(rng.poisson(n_agents * rate))
-    if n == 0:
-        return []
-    return rng.integers(0, n_agents, n).tolist()
+def _rngs(seed: np.random.SeedSequence, n: int) -> list[np.random.Generator]:
+    return [np.random.default_rng(s) for s in seed.spawn(n)]
 
 
 class MarketMakers:
@@ -78,18 +77,28 @@ class MarketMakers:
 
     kind = "maker"
 
-    def __init__(self, agent_ids: list[int], n_assets: int, params: MakerParams, rngs: list):
+    def __init__(
+        self,
+        agent_ids: list[int],
+        n_assets: int,
+        params: MakerParams,
+        seed: np.random.SeedSequence,
+    ):
         self.ids = agent_ids
         self.member_of = {agent_id: i for i, agent_id in enumerate(agent_ids)}
         self.params = params
-        # One stream per maker: maker i draws the same numbers however many makers there are,
-        # so adding a maker changes the market only through what that maker does.
-        self.rngs = rngs
+        # One stream per maker, three numbers per step and asset (skip, half-spread, turn key)
+        # whether it quotes, skips or is away: maker i draws the same numbers however many
+        # makers there are and whatever happened, so adding or pulling a maker changes the
+        # market only through what that maker does.
+        self.draws = [PerStep(rng, n_assets, 3) for rng in _rngs(seed, len(agent_ids))]
         # Live quote ids per (member, asset): [bid_id, ask_id] (0 = none).
         self.quotes = [[[0, 0] for _ in range(n_assets)] for _ in agent_ids]
         self.active = True
 
-    def decide(self, view: MarketView, asset: int, inventory: list[int], turns: list) -> None:
+    def decide(
+        self, view: MarketView, asset: int, step: int, inventory: list[int], turns: list
+    ) -> None:
         if not self.active or view.best_bid is None and view.best_ask is None and view.mid <= 0:
             return
         p = self.params
@@ -99,14 +108,12 @@ class MarketMakers:
         vol_term = min(p.max_vol_half_spread, p.vol_half_spread * sigma_ticks)
         cost_ticks = view.cost * view.mid
         centre_base = p.mid_weight * view.mid + (1.0 - p.mid_weight) * view.ema_mid
+        low, width = p.base_half_spread_low, p.base_half_spread_high - p.base_half_spread_low
         for member, agent_id in enumerate(self.ids):
-            # Draw both numbers every step so the random stream does not depend on state.
-            rng = self.rngs[member]
-            skip = rng.random() < withdraw
-            half = rng.uniform(p.base_half_spread_low, p.base_half_spread_high)
-            if skip:
+            skip_u, half_u, key = self.draws[member].at(step, asset)
+            if skip_u < withdraw:
                 continue
-            half += vol_term + cost_ticks
+            half = low + width * half_u + vol_term + cost_ticks
             inv = inventory[agent_id]
             half += p.inventory_widening * abs(inv)
             centre = centre_base - p.inventory_skew * inv
@@ -124,7 +131,7 @@ class MarketMakers:
                 ops.append((ORDER, True, size, bid, 0, True))
             if inv > -p.position_limit:
                 ops.append((ORDER, False, size, ask, 0, True))
-            turns.append((agent_id, asset, ops, self.record_quotes))
+            turns.append((key, agent_id, asset, ops, self.record_quotes))
 
     def record_quotes(self, agent_id: int, asset: int, placed: list[tuple[bool, int]]) -> None:
         """Called by the market with the (is_buy, order_id) of the quotes that rested."""
@@ -133,14 +140,23 @@ class MarketMakers:
         for is_buy, order_id in placed:
             live[0 if is_buy else 1] = order_id
 
-    def pull(self) -> list[int]:
-        """Leave the market: return every live quote id (for the market to cancel)."""
+    def pull(self) -> list[tuple[int, int]]:
+        """Leave the market: return every live quote as ``(asset, order_id)`` (to cancel).
+
+        Order ids are per book, so the asset is part of a quote's identity.
+        """
         self.active = False
-        ids = [oid for per_asset in self.quotes for pair in per_asset for oid in pair if oid]
+        quotes = [
+            (asset, order_id)
+            for per_asset in self.quotes
+            for asset, pair in enumerate(per_asset)
+            for order_id in pair
+            if order_id
+        ]
         for per_asset in self.quotes:
             for pair in per_asset:
                 pair[0] = pair[1] = 0
-        return ids
+        return quotes
 
 
 class MomentumTraders:
@@ -148,22 +164,37 @@ class MomentumTraders:
 
     kind = "momentum"
 
-    def __init__(self, agent_ids: list[int], params: MomentumParams, rng):
+    def __init__(
+        self,
+        agent_ids: list[int],
+        n_assets: int,
+        params: MomentumParams,
+        max_activity: float,
+        seed: np.random.SeedSequence,
+    ):
         self.ids = agent_ids
         self.params = params
-        self.rng = rng
-        self.lookbacks = rng.integers(params.lookback_min, params.lookback_max + 1, len(agent_ids))
-        self.lookbacks = self.lookbacks.tolist()
+        init_rng, arrival_rng = _rngs(seed, 2)
+        self.lookbacks = init_rng.integers(
+            params.lookback_min, params.lookback_max + 1, len(agent_ids)
+        ).tolist()
+        # Candidates at the highest rate activity allows, thinned by activity / max_activity.
+        self.max_activity = max_activity
+        self.arrivals = Arrivals(
+            arrival_rng, len(agent_ids), params.act_probability * max_activity, n_assets, 2
+        )
 
-    def decide(self, view, asset, step, log_mid_history, inventory, turns) -> None:
+    def decide(self, view, asset, step, log_mid_ring, inventory, turns) -> None:
         p = self.params
-        for member in poisson_superposition(
-            self.rng, len(self.ids), p.act_probability * view.activity
-        ):
+        keep = view.activity / self.max_activity
+        ring_size = len(log_mid_ring)
+        for member, accept_u, key in self.arrivals.at(step, asset):
+            if accept_u >= keep:
+                continue
             lookback = self.lookbacks[member]
             if step < lookback:
                 continue
-            trend = view.log_mid - log_mid_history[step - lookback]
+            trend = view.log_mid - log_mid_ring[(step - lookback) % ring_size]
             if abs(trend) <= view.cost:  # not worth paying the tax for
                 continue
             scale = p.signal_scale * max(view.sigma_slow, 1e-9) * math.sqrt(lookback)
@@ -173,7 +204,7 @@ class MomentumTraders:
             if want == 0:
                 continue
             qty = min(abs(want), p.max_order)
-            turns.append((agent_id, asset, [(ORDER, want > 0, qty, None, 0, False)], None))
+            turns.append((key, agent_id, asset, [(ORDER, want > 0, qty, None, 0, False)], None))
 
 
 class ValueTraders:
@@ -181,30 +212,49 @@ class ValueTraders:
 
     kind = "value"
 
-    def __init__(self, agent_ids: list[int], n_assets: int, params: ValueParams, rng):
+    def __init__(
+        self,
+        agent_ids: list[int],
+        n_assets: int,
+        params: ValueParams,
+        max_activity: float,
+        seed: np.random.SeedSequence,
+    ):
         self.ids = agent_ids
         self.member_of = {agent_id: i for i, agent_id in enumerate(agent_ids)}
         self.params = params
-        self.rng = rng
+        init_rng, arrival_rng = _rngs(seed, 2)
         n = len(agent_ids)
-        # Each member's log-error about fair value (an OU process updated lazily when it acts).
+        # Each member's log-error about fair value: an OU process, moved at every candidate
+        # (kept or not), so the views are the same in a scenario run and its baseline.
         self.view_error = [
-            rng.normal(0.0, params.view_noise, n).tolist() if n else [] for _ in range(n_assets)
+            init_rng.normal(0.0, params.view_noise, n).tolist() if n else []
+            for _ in range(n_assets)
         ]
         self.last_update = [[0] * n for _ in range(n_assets)]
         self.resting = [[0] * n for _ in range(n_assets)]  # live limit order id per member
+        self.max_activity = max_activity
+        self.arrivals = Arrivals(
+            arrival_rng, n, params.act_probability * max_activity, n_assets, 2, normals=1
+        )
 
     def decide(self, view, asset, step, inventory, turns) -> None:
         p = self.params
-        rng = self.rng
+        keep = view.activity / self.max_activity
         errors = self.view_error[asset]
         last = self.last_update[asset]
-        for member in poisson_superposition(rng, len(self.ids), p.act_probability * view.activity):
-            # Exact OU transition over the steps since this member last looked.
-            decay = math.exp(-p.view_reversion * (step - last[member]))
-            shock = rng.normal() * p.view_noise * math.sqrt(1.0 - decay * decay)
-            errors[member] = errors[member] * decay + shock
-            last[member] = step
+        reversion, noise = p.view_reversion, p.view_noise
+        for member, accept_u, key, normal in self.arrivals.at(step, asset):
+            # Exact OU transition over the steps since this member's last candidate.
+            elapsed = step - last[member]
+            if elapsed:
+                decay = math.exp(-reversion * elapsed)
+                errors[member] = errors[member] * decay + normal * noise * math.sqrt(
+                    1.0 - decay * decay
+                )
+                last[member] = step
+            if accept_u >= keep:
+                continue
             mispricing = view.log_fair + errors[member] - view.log_mid
             agent_id = self.ids[member]
             target = max(-p.position_limit, min(p.position_limit, round(p.gain * mispricing)))
@@ -233,7 +283,7 @@ class ValueTraders:
                     if price is not None and price > 0:
                         ops.append((ORDER, is_buy, qty, price, p.limit_lifetime, True))
             if ops:
-                turns.append((agent_id, asset, ops, self.record_resting))
+                turns.append((key, agent_id, asset, ops, self.record_resting))
 
     @staticmethod
     def _inside_price(view: MarketView, is_buy: bool) -> int | None:
@@ -256,34 +306,46 @@ class NoiseTraders:
 
     kind = "noise"
 
-    def __init__(self, agent_ids: list[int], params: NoiseParams, rng):
+    def __init__(
+        self, agent_ids: list[int], n_assets: int, params: NoiseParams, seed: np.random.SeedSequence
+    ):
         self.ids = agent_ids
         self.params = params
-        self.rng = rng
         self.rate_scale = 1.0  # scenarios (drought) scale the intensity
+        (arrival_rng,) = _rngs(seed, 1)
+        # Per action: keep, turn key, side, market-or-limit, size; and the limit offset.
+        self.arrivals = Arrivals(
+            arrival_rng, len(agent_ids), params.orders_per_step, n_assets, 5, exponentials=1
+        )
 
-    def decide(self, view, asset, turns) -> None:
+    def set_params(self, step: int, params: NoiseParams) -> None:
+        """New parameters from ``step`` on (a new rate redraws the stream from there)."""
+        if params.orders_per_step != self.params.orders_per_step:
+            self.arrivals.set_rate(step, params.orders_per_step)
+        self.params = params
+
+    def decide(self, view, asset, step, turns) -> None:
         p = self.params
-        rng = self.rng
         # Costs (a Tobin tax) deter uninformed trading: participation x exp(-cost / sensitivity).
         participation = math.exp(-view.cost * 1e4 / p.tax_sensitivity_bp) * self.rate_scale
         inv_alpha = -1.0 / p.size_pareto_alpha
+        offset_min, offset_mean = p.limit_offset_min, p.limit_offset_mean_extra
+        market_share, size_cap, lifetime = p.market_order_share, p.size_cap, p.order_lifetime
+        mid = view.mid
+        ids = self.ids
         # Actions arrive at the full rate and each is kept with probability `participation`
-        # (Poisson thinning): every number is drawn whatever the participation, so a tax or a
-        # drought changes which actions happen, not the random stream (common random numbers).
-        for member in poisson_superposition(rng, len(self.ids), p.orders_per_step):
-            keep = rng.random() < participation
-            is_buy = rng.random() < 0.5
-            is_market = rng.random() < p.market_order_share
-            offset = p.limit_offset_min + rng.exponential(p.limit_offset_mean_extra)
-            qty = min(p.size_cap, int(rng.random() ** inv_alpha))
-            if not keep:
+        # (Poisson thinning): a tax or a drought changes which actions happen, not the stream.
+        for member, keep_u, key, side_u, market_u, size_u, exp1 in self.arrivals.at(step, asset):
+            if keep_u >= participation:
                 continue
-            if is_market:
+            is_buy = side_u < 0.5
+            qty = min(size_cap, int((1.0 - size_u) ** inv_alpha))
+            if market_u < market_share:
                 op = (ORDER, is_buy, qty, None, 0, False)
             else:
-                price = round(view.mid - offset) if is_buy else round(view.mid + offset)
+                offset = offset_min + offset_mean * exp1
+                price = round(mid - offset) if is_buy else round(mid + offset)
                 if price <= 0:
                     continue
-                op = (ORDER, is_buy, qty, price, p.order_lifetime, False)
-            turns.append((self.ids[member], asset, [op], None))
+                op = (ORDER, is_buy, qty, price, lifetime, False)
+            turns.append((key, ids[member], asset, [op], None))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-AGENT_KINDS = ("maker", "momentum", "value", "noise")
+AGENT_KINDS = ("maker", "momentum", "value", "noise", "zi")
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class Population:
     momentum: int = 4
     value: int = 3
     noise: int = 4
+    zi: int = 0  # zero-intelligence traders (PyMarketSim's background crowd; none by default)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -29,11 +30,12 @@ class Population:
             "momentum": self.momentum,
             "value": self.value,
             "noise": self.noise,
+            "zi": self.zi,
         }
 
     @property
     def total(self) -> int:
-        return self.makers + self.momentum + self.value + self.noise
+        return self.makers + self.momentum + self.value + self.noise + self.zi
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,20 @@ class NoiseParams:
 
 
 @dataclass(frozen=True)
+class ZIParams:
+    """Zero-intelligence traders: on arrival, one 1-unit limit order around a private value."""
+
+    arrival_probability: float = 0.005  # per member and step
+    q_max: int = 10  # units of private values held on each side of a flat position
+    private_value_sd: float = 224.0  # ticks (PyMarketSim: sqrt(5e6) at a price of 1e5)
+    shade_min: float = 50.0  # ticks a member shades its valuation by, U(min, max)
+    shade_max: float = 100.0
+    position_limit: int = 1_000
+    endowment: int = 0
+    inventory_penalty: float = 0.0
+
+
+@dataclass(frozen=True)
 class Rules:
     """Market rules. Fees and taxes are fractions of traded notional."""
 
@@ -156,6 +172,7 @@ class MarketConfig:
     momentum: MomentumParams = field(default_factory=MomentumParams)
     value: ValueParams = field(default_factory=ValueParams)
     noise: NoiseParams = field(default_factory=NoiseParams)
+    zi: ZIParams = field(default_factory=ZIParams)
     rules: Rules = field(default_factory=Rules)
     depth_band: int = 5  # ticks from the mid within which the per-step depth is summed
     agent_record_interval: int = 10  # steps between per-agent PnL/inventory samples
@@ -163,13 +180,16 @@ class MarketConfig:
     def replace(self, **changes) -> MarketConfig:
         return dataclasses.replace(self, **changes)
 
-    def agent_params(self, kind: str) -> MakerParams | MomentumParams | ValueParams | NoiseParams:
+    def agent_params(
+        self, kind: str
+    ) -> MakerParams | MomentumParams | ValueParams | NoiseParams | ZIParams:
         """The parameters of one agent type (``kind`` from ``AGENT_KINDS``)."""
         return {
             "maker": self.maker,
             "momentum": self.momentum,
             "value": self.value,
             "noise": self.noise,
+            "zi": self.zi,
         }[kind]
 
 
@@ -178,25 +198,16 @@ def config_to_dict(config: MarketConfig) -> dict:
     return dataclasses.asdict(config)
 
 
-def config_from_dict(data: dict) -> MarketConfig:
-    """Inverse of ``config_to_dict`` (no validation: use ``records.parse_config`` for input)."""
-    nested = {f.name: f.type for f in dataclasses.fields(MarketConfig)}
-    kwargs = {}
-    for name, value in data.items():
-        if name not in nested:
-            raise ValueError(f"unknown config field {name!r}")
-        sub = _SUBCONFIGS.get(name)
-        kwargs[name] = sub(**value) if sub is not None else value
-    return MarketConfig(**kwargs)
+def zi_crowd_config(n_agents: int = 500, steps: int = 50_000) -> MarketConfig:
+    """PyMarketSim's zero-intelligence workload in our market: ``n_agents`` ZI traders alone.
 
-
-_SUBCONFIGS = {
-    "population": Population,
-    "fundamental": FundamentalParams,
-    "feedback": VolatilityFeedback,
-    "maker": MakerParams,
-    "momentum": MomentumParams,
-    "value": ValueParams,
-    "noise": NoiseParams,
-    "rules": Rules,
-}
+    PyMarketSim's ``SimulatorSampledArrival(num_background_agents=500, sim_time=50000,
+    lam=0.005, q_max=10, pv_var=5e6, shade=[500, 1000])`` at a price of 1e5, scaled to our
+    10,000-tick price (private values sd 224 ticks, shade 50-100 ticks). Agents are sampled every
+    1,000 steps (PyMarketSim records none).
+    """
+    return MarketConfig(
+        steps=steps,
+        population=Population(makers=0, momentum=0, value=0, noise=0, zi=n_agents),
+        agent_record_interval=1_000,
+    )

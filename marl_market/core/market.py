@@ -5,21 +5,28 @@ resting orders whose lifetime ran out are cancelled, (3) every agent type decide
 market as it stands and hands over its turns, (4) all turns are played in one seeded random
 order - each order checked against position limits and the rules, matched, and its fills
 settled in cash and inventory with fees and taxes, (5) the fundamental evolves, (6) the step is
-recorded and each agent's reward computed.
+recorded (rewards are not computed per step: ``cumulative_reward`` derives them when read).
 
 Determinism: every random stream is a ``numpy.random.Generator`` spawned from one
-``SeedSequence(seed)``, one per concern (fundamental, turn order, each agent type), and each
-draws the same numbers whatever the market state, so two runs of one config and seed are
-identical bit for bit, and a scenario run differs from its baseline only through the
-intervention (common random numbers).
+``SeedSequence(seed)``: one per purpose (the fundamental, the initial book) and per agent type
+(one per maker), each type spawning its own per purpose (initial state, arrivals). Every stream
+draws the same count of numbers whatever the market state (``marl_market.core.draws``): activity
+thins a fixed-rate arrival stream instead of changing its rate, and each turn carries its own
+random arrival time within the step, drawn by the acting type, instead of being shuffled with
+however many other turns there are. So two runs of one config and seed are identical bit for
+bit, and a scenario run shares with its baseline every random number the intervention does not
+itself change (common random numbers): the fundamental path, who considers acting when and with
+which numbers; only the decisions that depend on the market differ.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import gc
 import math
 from collections.abc import Callable
+from operator import itemgetter
 
 import numpy as np
 
@@ -39,6 +46,8 @@ from marl_market.core.config import (
     NoiseParams,
     Rules,
 )
+from marl_market.core.draws import PerStep
+from marl_market.core.recorder import Columns
 from marl_market.core.results import (
     AGENT_COLUMNS,
     AGENT_STEP_COLUMNS,
@@ -46,8 +55,12 @@ from marl_market.core.results import (
     TRADE_COLUMNS,
     RunResult,
 )
+from marl_market.core.zi import ZeroIntelligenceTraders
 
 INITIAL_ORDERS_PER_NOISE_TRADER = 10  # per side, so a run starts with a live book
+# The recorded step columns after step and asset, in the order ``_record`` writes them.
+_RECORDED = tuple(name for name in STEP_COLUMNS if name not in ("step", "asset"))
+_TURN_KEY = itemgetter(0)
 
 
 def _ewma_weight(halflife: float) -> float:
@@ -69,18 +82,20 @@ class Market:
             raise ValueError(f"n_assets must be positive, got {config.n_assets}")
         if config.population.total <= 0:
             raise ValueError("the population is empty: at least one agent is needed")
-        self.config = config
+        self.config = config  # the rules and regime in force now (interventions replace it)
+        self.initial_config = config  # what the run was started with (``RunResult.config``)
+        self.interventions: list[dict] = []  # what changed when, in order
         self.seed = seed
-        streams = np.random.SeedSequence(seed).spawn(7)
-        fund_rng, order_rng, _, mom_rng, value_rng, noise_rng, init_rng = (
-            np.random.default_rng(s) for s in streams
+        # One child per purpose; a type's child spawns its own (per maker, per purpose). New
+        # purposes go at the end, so existing streams keep their numbers.
+        fund_seed, init_seed, maker_seed, mom_seed, value_seed, noise_seed, zi_seed = (
+            np.random.SeedSequence(seed).spawn(7)
         )
-        maker_streams = streams[2].spawn(config.population.makers)
-        self._fund_rng = fund_rng
-        self._order_rng = order_rng
+        self._fundamental_draws = PerStep(np.random.default_rng(fund_seed), config.n_assets, 1, 3)
         n_assets = config.n_assets
+        max_activity = config.feedback.max_activity
 
-        # Agent ids: makers first, then momentum, value, noise.
+        # Agent ids: makers first, then momentum, value, noise, zero-intelligence.
         counts = config.population.counts()
         ids: dict[str, list[int]] = {}
         kinds: list[str] = []
@@ -90,18 +105,19 @@ class Market:
         self.agent_kinds = kinds
         self.agent_ids = ids
         n_agents = len(kinds)
-        self.makers = MarketMakers(
-            ids["maker"], n_assets, config.maker, [np.random.default_rng(s) for s in maker_streams]
+        self.makers = MarketMakers(ids["maker"], n_assets, config.maker, maker_seed)
+        self.momentum = MomentumTraders(
+            ids["momentum"], n_assets, config.momentum, max_activity, mom_seed
         )
-        self.momentum = MomentumTraders(ids["momentum"], config.momentum, mom_rng)
-        self.value = ValueTraders(ids["value"], n_assets, config.value, value_rng)
-        self.noise = NoiseTraders(ids["noise"], config.noise, noise_rng)
+        self.value = ValueTraders(ids["value"], n_assets, config.value, max_activity, value_seed)
+        self.noise = NoiseTraders(ids["noise"], n_assets, config.noise, noise_seed)
+        self.zi = ZeroIntelligenceTraders(ids["zi"], n_assets, config.zi, zi_seed)
         params = [config.agent_params(kind) for kind in kinds]
         self.position_limit = [p.position_limit for p in params]
         # Shares each agent owns at the start. ``inventory`` below is the position relative to
         # it (what strategies, limits and PnL use); a short ban looks at endowment + position.
         self.endowment = [p.endowment for p in params]
-        # Per-agent weights of each type's own reward terms (see ``_update_rewards``).
+        # Per-agent weights of each type's own reward terms (see ``cumulative_reward``).
         self._inventory_penalty = np.array([p.inventory_penalty for p in params])
         self._is_maker = np.array([kind == "maker" for kind in kinds])
 
@@ -112,9 +128,11 @@ class Market:
         self.open_sell = [[0] * n_agents for _ in range(n_assets)]
         self.agent_trades = [0] * n_agents
         self.agent_rejections = [0] * n_agents
-        self.cumulative_reward = np.zeros(n_agents)
-        self.last_reward = np.zeros(n_agents)
-        self._last_mtm = np.zeros(n_agents)
+        # The inventory penalty's running sum, kept lazily: inventory changes only on fills,
+        # so each fill adds old_inventory^2 x the steps it was held ("since" = from which step).
+        self._inv_sq_sum = [[0] * n_agents for _ in range(n_assets)]
+        self._inv_since = [[0] * n_agents for _ in range(n_assets)]
+        self._maker_steps = 0  # steps at whose end the makers were quoting (liquidity bonus)
 
         self.books = [OrderBook() for _ in range(n_assets)]
         # Live resting orders per asset: order_id -> (is_buy, owner), to keep open qty right.
@@ -138,19 +156,20 @@ class Market:
         self._w_slow = _ewma_weight(config.feedback.slow_halflife)
         self._w_ema = _ewma_weight(config.maker.ema_halflife)
 
-        # Records.
+        # Records, in chunked numpy columns (``recorder``): memory flat in the step count and a
+        # fork that shares the history instead of copying it.
         self.t = 0
-        self._log_mid_lists = [[log_p0] for _ in range(n_assets)]
-        # One list per recorded column, appended in (step, asset) order; arrays at the end.
-        self._rec: dict[str, list] = {
-            name: [] for name in STEP_COLUMNS if name not in ("step", "asset")
-        }
-        self._trades: list[tuple] = []
-        self._agent_steps: list[np.ndarray] = []
+        # The log mids the momentum lookbacks reach back to: entry i (the mid after step i - 1,
+        # entry 0 the start) lives at ``i % len(ring)``.
+        ring = config.momentum.lookback_max + 1
+        self._log_mid_ring = [[log_p0] * ring for _ in range(n_assets)]
+        self._steps = Columns(len(_RECORDED), np.float64)  # one row per (step, asset)
+        self._trades = Columns(len(TRADE_COLUMNS), np.int64)
+        self._agent_samples = Columns(3, np.float64)  # (step, inventory, pnl) per agent
         self._volume = [0] * n_assets
         self._n_trades = [0] * n_assets
 
-        self._seed_book(init_rng)
+        self._seed_book(np.random.default_rng(init_seed))
 
     # ------------------------------------------------------------------ set-up
     def _seed_book(self, rng: np.random.Generator) -> None:
@@ -175,35 +194,49 @@ class Market:
 
     def pull_market_makers(self) -> None:
         """Every market maker leaves now: its quotes are cancelled and it stops quoting."""
-        for order_id in self.makers.pull():
-            for asset in range(self.config.n_assets):
-                self._cancel(asset, order_id)
+        self._log("pull_market_makers", {})
+        for asset, order_id in self.makers.pull():
+            self._cancel(asset, order_id)
 
     def return_market_makers(self) -> None:
         """The market makers come back and quote again from the next decision on."""
+        self._log("return_market_makers", {})
         self.makers.active = True
 
     def set_rules(self, rules: Rules) -> None:
         """Change the market's rules (fees, Tobin tax, short ban) from now on."""
+        self._log("set_rules", _changes(self.config.rules, rules))
         self.config = self.config.replace(rules=rules)
         for view in self.views:
             view.cost = rules.tobin_tax
 
     def set_regime(self, fundamental: FundamentalParams, noise: NoiseParams) -> None:
         """Switch the fundamental's and the noise traders' parameters (e.g. to stress)."""
+        self._log(
+            "set_regime",
+            {
+                "fundamental": _changes(self.config.fundamental, fundamental),
+                "noise": _changes(self.config.noise, noise),
+            },
+        )
         self.config = self.config.replace(fundamental=fundamental, noise=noise)
-        self.noise.params = noise
+        self.noise.set_params(self.t, noise)
 
     def scale_noise(self, factor: float) -> None:
         """Scale the noise traders' participation (1 = normal; a drought is well below 1)."""
         if not 0.0 <= factor <= 1.0:
             raise ValueError(f"noise participation factor must be in [0, 1], got {factor}")
+        self._log("scale_noise", {"factor": factor})
         self.noise.rate_scale = factor
 
     def shock_fundamental(self, log_jump: float, asset: int = 0) -> None:
         """Jump the fair value of ``asset`` by ``log_jump`` (e.g. -0.03 for about -3%)."""
+        self._log("shock_fundamental", {"log_jump": log_jump, "asset": asset})
         self.log_fair[asset] += log_jump
         self.anchor[asset] += log_jump
+
+    def _log(self, action: str, changes: dict) -> None:
+        self.interventions.append({"step": self.t, "action": action, "changes": changes})
 
     # ------------------------------------------------------------------ the step
     def step(self) -> None:
@@ -217,30 +250,52 @@ class Market:
             self._cancel(asset, order_id)
 
         turns: list = []
+        makers, momentum, value, noise, zi = (
+            self.makers,
+            self.momentum,
+            self.value,
+            self.noise,
+            self.zi,
+        )
         for asset, view in enumerate(self.views):
             inventory = self.inventory[asset]
-            self.makers.decide(view, asset, inventory, turns)
-            self.momentum.decide(view, asset, t, self._log_mid_lists[asset], inventory, turns)
-            self.value.decide(view, asset, t, inventory, turns)
-            self.noise.decide(view, asset, turns)
-        # One seeded random order for the turns of all types, so no type always moves first.
-        for i in self._order_rng.permutation(len(turns)).tolist():
-            self._play(turns[i])
+            if makers.ids:
+                makers.decide(view, asset, t, inventory, turns)
+            if momentum.ids:
+                momentum.decide(view, asset, t, self._log_mid_ring[asset], inventory, turns)
+            if value.ids:
+                value.decide(view, asset, t, inventory, turns)
+            if noise.ids:
+                noise.decide(view, asset, t, turns)
+            if zi.ids:
+                zi.decide(view, asset, t, inventory, turns)
+        # Turns in the order of their random arrival times within the step (each drawn by the
+        # acting type), so no type always moves first.
+        turns.sort(key=_TURN_KEY)
+        play = self._play
+        for turn in turns:
+            play(turn)
 
-        self._evolve_fundamentals()
+        self._evolve_fundamentals(t)
         for asset in range(self.config.n_assets):
             self._observe(asset)
             self._record(asset)
-        self._update_rewards()
+        if makers.active and makers.ids:
+            self._maker_steps += 1
         if t % self.config.agent_record_interval == 0:
             self._record_agents(t)
         self.t = t + 1
+        self._steps.flush_if_full()
+        self._trades.flush_if_full()
+        self._agent_samples.flush_if_full()
 
     def fork(self) -> Market:
         """An independent copy of the market as it stands now (books, agents, random streams).
 
         Playing the copy gives exactly what this market would give from here, so scenarios can
-        branch off a shared history instead of replaying it.
+        branch off a shared history instead of replaying it; a copy taken once and forked again
+        later is a snapshot to restore. The copy shares the recorded history's finished chunks
+        (never written again), so a fork costs O(books + agents), not O(steps played).
         """
         return copy.deepcopy(self)
 
@@ -268,7 +323,7 @@ class Market:
 
     # ------------------------------------------------------------------ orders
     def _play(self, turn: tuple) -> None:
-        agent_id, asset, ops, on_placed = turn
+        _, agent_id, asset, ops, on_placed = turn
         placed = []
         for op in ops:
             if op[0] is CANCEL:
@@ -352,13 +407,21 @@ class Market:
         resting = self._resting[asset]
         book = self.books[asset]
         agent_trades = self.agent_trades
-        log = self._trades
+        log = self._trades.rows
         t = self.t
+        sq_sum, since = self._inv_sq_sum[asset], self._inv_since[asset]
         aggressor = 1 if aggressor_buys else -1
         filled = 0
         for trade in trades:
             price, qty, buyer, seller = trade.price, trade.qty, trade.buy_agent, trade.sell_agent
             notional = price * qty
+            # The inventory each side held until now counts for every step since it changed.
+            held = inventory[buyer]
+            sq_sum[buyer] += held * held * (t - since[buyer])
+            since[buyer] = t
+            held = inventory[seller]
+            sq_sum[seller] += held * held * (t - since[seller])
+            since[seller] = t
             cash[buyer] -= notional
             cash[seller] += notional
             inventory[buyer] += qty
@@ -382,13 +445,13 @@ class Market:
         return filled
 
     # ------------------------------------------------------------------ state
-    def _evolve_fundamentals(self) -> None:
+    def _evolve_fundamentals(self, t: int) -> None:
         f = self.config.fundamental
-        rng = self._fund_rng
+        draws = self._fundamental_draws
         for asset in range(self.config.n_assets):
-            # Draw every number each step so the fundamental path never depends on the market.
-            anchor_shock, shock, jump = rng.standard_normal(3).tolist()
-            jump_u = rng.random()
+            # Every number is drawn each step, so the fundamental path never depends on the
+            # market (a regime change scales the same shocks).
+            jump_u, anchor_shock, shock, jump = draws.at(t, asset)
             self.anchor[asset] += f.anchor_volatility * anchor_shock
             x = self.log_fair[asset]
             x += f.mean_reversion * (self.anchor[asset] - x) + f.volatility * shock
@@ -419,30 +482,31 @@ class Market:
 
     def _record(self, asset: int) -> None:
         view = self.views[asset]
-        rec = self._rec
         book = self.books[asset]
         bid, ask = view.best_bid, view.best_ask
-        rec["mid"].append(view.mid)
-        rec["best_bid"].append(math.nan if bid is None else bid)
-        rec["best_ask"].append(math.nan if ask is None else ask)
-        rec["spread"].append(math.nan if bid is None or ask is None else ask - bid)
-        rec["fair_value"].append(math.exp(self.log_fair[asset]))
-        rec["volume"].append(self._volume[asset])
-        rec["n_trades"].append(self._n_trades[asset])
+        mid = view.mid
         # Liquidity near the price: quantity within `depth_band` ticks of the mid. (The best
         # N *levels* would not show a crash: they just move out to the deep noise layer.)
         band = self.config.depth_band
-        mid = view.mid
-        rec["bid_depth"].append(
-            book.quantity_between("buy", math.ceil(mid - band), math.floor(mid))
+        # One row in ``_RECORDED`` order.
+        self._steps.rows.append(
+            (
+                mid,
+                math.nan if bid is None else bid,
+                math.nan if ask is None else ask,
+                math.nan if bid is None or ask is None else ask - bid,
+                math.exp(self.log_fair[asset]),
+                self._volume[asset],
+                self._n_trades[asset],
+                book.quantity_between("buy", math.ceil(mid - band), math.floor(mid)),
+                book.quantity_between("sell", math.ceil(mid), math.floor(mid + band)),
+                len(self.makers.ids) if self.makers.active else 0,
+            )
         )
-        rec["ask_depth"].append(
-            book.quantity_between("sell", math.ceil(mid), math.floor(mid + band))
-        )
-        rec["makers_active"].append(len(self.makers.ids) if self.makers.active else 0)
         self._volume[asset] = 0
         self._n_trades[asset] = 0
-        self._log_mid_lists[asset].append(view.log_mid)
+        ring = self._log_mid_ring[asset]
+        ring[(self.t + 1) % len(ring)] = view.log_mid
 
     def mark_to_market(self) -> np.ndarray:
         """Each agent's cash plus inventory valued at the current mids (ticks x shares)."""
@@ -451,29 +515,43 @@ class Market:
             mtm += np.array(self.inventory[asset]) * view.mid
         return mtm
 
-    def _update_rewards(self) -> None:
-        """Per-step reward: change in mark-to-market PnL plus each type's own terms.
+    @property
+    def cumulative_reward(self) -> np.ndarray:
+        """Each agent's reward summed over the steps played, computed when read.
 
+        The per-step reward is the change in mark-to-market PnL plus each type's own terms:
         maker:    dMTM - lambda * inventory^2 + bonus while quoting both sides
         momentum: dMTM - lambda * inventory^2
         value:    dMTM - lambda * inventory^2
-        noise:    dMTM
+        noise, zi: dMTM
+        The dMTM terms sum to the current MTM (every account starts at 0), inventory changes only
+        on fills (``_settle`` keeps the running sum of inventory^2), and the bonus counts the
+        steps the makers were in: so no step pays for rewards nobody reads.
         """
-        mtm = self.mark_to_market()
-        inv_sq = np.zeros(len(mtm))
-        for asset in range(self.config.n_assets):
-            inv_sq += np.square(np.array(self.inventory[asset], dtype=np.float64))
-        reward = mtm - self._last_mtm - self._inventory_penalty * inv_sq
-        if self.makers.active:
-            reward += self._is_maker * self.config.maker.liquidity_bonus
-        self._last_mtm = mtm
-        self.last_reward = reward
-        self.cumulative_reward += reward
+        t = self.t
+        inv_sq = np.zeros(len(self.agent_kinds))
+        for inventory, sq_sum, since in zip(
+            self.inventory, self._inv_sq_sum, self._inv_since, strict=True
+        ):
+            held = np.array(inventory, dtype=np.float64)
+            inv_sq += np.array(sq_sum, dtype=np.float64) + held * held * (t - np.array(since))
+        bonus = self._is_maker * (self.config.maker.liquidity_bonus * self._maker_steps)
+        return self.mark_to_market() - self._inventory_penalty * inv_sq + bonus
 
     def _record_agents(self, t: int) -> None:
-        inventory = np.sum([np.array(inv) for inv in self.inventory], axis=0)
-        self._agent_steps.append(np.stack([np.full(len(inventory), t), inventory]).T)
-        self._agent_steps.append(self._last_mtm.copy())
+        """A sample of every agent's inventory (summed over assets) and mark-to-market PnL."""
+        cash = self.cash
+        if len(self.inventory) == 1:
+            held = self.inventory[0]
+            mid = self.views[0].mid
+            rows = [(t, q, c + q * mid) for q, c in zip(held, cash, strict=True)]
+        else:
+            mids = [view.mid for view in self.views]
+            rows = [
+                (t, sum(q), c + sum(x * m for x, m in zip(q, mids, strict=True)))
+                for q, c in zip(zip(*self.inventory, strict=True), cash, strict=True)
+            ]
+        self._agent_samples.rows.extend(rows)
 
     # ------------------------------------------------------------------ result
     def recorded_steps(self, start: int = 0) -> dict[str, np.ndarray]:
@@ -488,15 +566,15 @@ class Market:
             "step": np.repeat(np.arange(start, self.t, dtype=np.int64), n_assets),
             "asset": np.tile(np.arange(n_assets, dtype=np.int64), self.t - start),
         }
-        first = start * n_assets
-        for name, values in self._rec.items():
-            steps[name] = np.array(values[first:] if first else values, dtype=STEP_COLUMNS[name])
+        rows = self._steps.array(start * n_assets)
+        for i, name in enumerate(_RECORDED):
+            steps[name] = rows[:, i].astype(STEP_COLUMNS[name])
         return steps
 
     def result(self) -> RunResult:
-        """The record of the steps played so far."""
+        """The record of the steps played so far (``config``: the one the run started with)."""
         steps = self.recorded_steps()
-        trade_rows = np.array(self._trades, dtype=np.int64).reshape(-1, len(TRADE_COLUMNS))
+        trade_rows = self._trades.array()
         trades = {
             name: trade_rows[:, i].astype(dtype)
             for i, (name, dtype) in enumerate(TRADE_COLUMNS.items())
@@ -509,32 +587,37 @@ class Market:
             "cash": np.array(self.cash),
             "inventory": inventory.astype(np.int64),
             "pnl": self.mark_to_market(),
-            "reward": self.cumulative_reward.copy(),
+            "reward": self.cumulative_reward,
             "n_trades": np.array(self.agent_trades, dtype=np.int64),
             "rejected_orders": np.array(self.agent_rejections, dtype=np.int64),
         }
-        samples = self._agent_steps
-        if samples:
-            step_inv = np.concatenate(samples[0::2])
-            pnl = np.concatenate(samples[1::2])
-        else:
-            step_inv, pnl = np.zeros((0, 2), dtype=np.int64), np.zeros(0)
+        samples = self._agent_samples.array()
         agent_steps = {
-            "step": step_inv[:, 0].astype(np.int64),
-            "agent_id": np.tile(np.arange(n_agents, dtype=np.int64), len(samples) // 2),
-            "inventory": step_inv[:, 1].astype(np.int64),
-            "pnl": pnl,
+            "step": samples[:, 0].astype(np.int64),
+            "agent_id": np.tile(np.arange(n_agents, dtype=np.int64), len(samples) // n_agents),
+            "inventory": samples[:, 1].astype(np.int64),
+            "pnl": samples[:, 2].copy(),
         }
         assert set(agents) == set(AGENT_COLUMNS) and set(agent_steps) == set(AGENT_STEP_COLUMNS)
         return RunResult(
-            config=self.config,
+            config=self.initial_config,
             seed=self.seed,
             steps=steps,
             trades=trades,
             agents=agents,
             agent_steps=agent_steps,
             counters=dict(self.counters),
+            interventions=copy.deepcopy(self.interventions),
         )
+
+
+def _changes(old, new) -> dict:
+    """The fields of a config dataclass that ``new`` sets differently from ``old``."""
+    return {
+        f.name: getattr(new, f.name)
+        for f in dataclasses.fields(new)
+        if getattr(new, f.name) != getattr(old, f.name)
+    }
 
 
 def simulate(

@@ -34,7 +34,7 @@ TRADE_COLUMNS = {
 }
 AGENT_COLUMNS = {
     "agent_id": np.int64,
-    "kind": object,  # "maker" | "momentum" | "value" | "noise"
+    "kind": object,  # "maker" | "momentum" | "value" | "noise" | "zi"
     "cash": np.float64,  # ticks x shares
     "inventory": np.int64,  # summed over assets
     "pnl": np.float64,  # mark-to-market at the last mid, ticks x shares
@@ -52,7 +52,10 @@ AGENT_STEP_COLUMNS = {
 
 @dataclass
 class RunResult:
-    """The record of one market run (all tables in long format, one row per step x asset)."""
+    """The record of one market run (all tables in long format, one row per step x asset).
+
+    ``config`` is the config the run started with; ``interventions`` lists what changed later.
+    """
 
     config: MarketConfig
     seed: int
@@ -61,6 +64,10 @@ class RunResult:
     agents: dict[str, np.ndarray]
     agent_steps: dict[str, np.ndarray]
     counters: dict[str, int] = field(default_factory=dict)  # book events, rejections, ...
+    # What changed during the run, in order: {"step", "action", "changes"}, e.g.
+    # {"step": 2500, "action": "set_rules", "changes": {"short_ban": True}}. ``config`` is the
+    # config the run started with; replaying it with these interventions gives this run.
+    interventions: list[dict] = field(default_factory=list)
 
     def asset_series(self, column: str, asset: int = 0) -> np.ndarray:
         """One step column for one asset, in step order."""
