@@ -159,3 +159,75 @@ def test_rewards_are_mtm_change_plus_own_terms():
     assert market.cumulative_reward[noise] == pytest.approx(mtm[noise])
     maker = market.agent_ids["maker"][0]
     assert market.cumulative_reward[maker] != pytest.approx(mtm[maker])
+
+
+def test_pulling_makers_cancels_only_their_quotes_on_every_asset():
+    # Order ids are per book: a maker's quote id on asset 0 is some other agent's order id on
+    # asset 1. The pull must cancel the makers' quotes on both books and nobody else's order.
+    market = Market(MarketConfig(steps=400, n_assets=2), 42)
+    market.advance(200)
+    makers = set(market.agent_ids["maker"])
+    others_before = [
+        {oid for oid, (_, owner) in resting.items() if owner not in makers}
+        for resting in market._resting
+    ]
+    quotes = [
+        {oid for oid, (_, owner) in resting.items() if owner in makers}
+        for resting in market._resting
+    ]
+    assert all(quotes) and all(others_before)
+    # The makers' ids on one asset collide with other agents' live orders on the other.
+    assert quotes[0] & others_before[1] or quotes[1] & others_before[0]
+    market.pull_market_makers()
+    for asset, resting in enumerate(market._resting):
+        assert not any(owner in makers for _, owner in resting.values())
+        assert others_before[asset] <= set(resting)  # every other order still rests
+        for oid in others_before[asset]:
+            assert market.books[asset].order_qty(oid) > 0
+
+
+def test_a_run_records_its_initial_config_and_its_interventions():
+    market = Market(SHORT, 42)
+    market.at(500, lambda m: m.set_rules(Rules(short_ban=True, tobin_tax=0.001)))
+    market.at(700, Market.pull_market_makers)
+    market.at(900, Market.return_market_makers)
+    market.at(1_000, lambda m: m.scale_noise(0.5))
+    market.at(1_100, lambda m: m.shock_fundamental(-0.01))
+    result = market.run()
+    assert result.config == SHORT  # what it started with, not the rules at the end
+    assert market.config.rules.short_ban  # the market itself runs under the current rules
+    assert result.interventions == [
+        {"step": 500, "action": "set_rules", "changes": {"tobin_tax": 0.001, "short_ban": True}},
+        {"step": 700, "action": "pull_market_makers", "changes": {}},
+        {"step": 900, "action": "return_market_makers", "changes": {}},
+        {"step": 1_000, "action": "scale_noise", "changes": {"factor": 0.5}},
+        {"step": 1_100, "action": "shock_fundamental", "changes": {"log_jump": -0.01, "asset": 0}},
+    ]
+    # Replaying the initial config with the recorded interventions gives the same run.
+    replay = Market(result.config, 42)
+    replay.at(500, lambda m: m.set_rules(Rules(short_ban=True, tobin_tax=0.001)))
+    replay.at(700, Market.pull_market_makers)
+    replay.at(900, Market.return_market_makers)
+    replay.at(1_000, lambda m: m.scale_noise(0.5))
+    replay.at(1_100, lambda m: m.shock_fundamental(-0.01))
+    assert digest(replay.run()) == digest(result)
+
+
+def test_a_fork_shares_the_recorded_history_and_plays_on_like_the_original():
+    config = MarketConfig(steps=12_000)
+    market = Market(config, 3)
+    market.advance(9_000)
+    fork = market.fork()
+    # Finished chunks are shared, not copied: a fork costs O(books + agents), not O(steps).
+    assert market._steps.chunks and fork._steps.chunks[0] is market._steps.chunks[0]
+    assert fork._trades.chunks[0] is market._trades.chunks[0]
+    assert digest(fork.run()) == digest(market.run()) == digest(simulate(config, 3))
+
+
+def test_recorded_steps_from_a_step_on_match_the_full_record():
+    market = Market(MarketConfig(steps=9_000), 5)
+    market.advance(8_500)
+    full = market.recorded_steps()
+    part = market.recorded_steps(4_000)
+    for name, column in part.items():
+        assert np.array_equal(column, full[name][4_000:], equal_nan=True), name

@@ -190,9 +190,11 @@ class UniformRows(_Stream):
         self.width = width
         self._rows: list[list[float]] = []
         self._next = 0
+        self._drawn = 0  # rows handed out before the current block
 
     def next(self) -> list[float]:
         if self._next >= len(self._rows):
+            self._drawn += len(self._rows)
             self._rows = self.rng.random((4096, self.width)).tolist()
             self._next = 0
         row = self._rows[self._next]
