@@ -164,7 +164,8 @@ class Market:
         ring = config.momentum.lookback_max + 1
         self._log_mid_ring = [[log_p0] * ring for _ in range(n_assets)]
         self._steps = Columns(len(_RECORDED), np.float64)  # one row per (step, asset)
-        self._trades = Columns(len(TRADE_COLUMNS), np.int64)
+        # int32 while recorded (ticks, shares, ids and steps all fit), int64 in the result.
+        self._trades = Columns(len(TRADE_COLUMNS), np.int32)
         self._agent_samples = Columns(3, np.float64)  # (step, inventory, pnl) per agent
         self._volume = [0] * n_assets
         self._n_trades = [0] * n_assets
@@ -566,19 +567,16 @@ class Market:
             "step": np.repeat(np.arange(start, self.t, dtype=np.int64), n_assets),
             "asset": np.tile(np.arange(n_assets, dtype=np.int64), self.t - start),
         }
-        rows = self._steps.array(start * n_assets)
-        for i, name in enumerate(_RECORDED):
-            steps[name] = rows[:, i].astype(STEP_COLUMNS[name])
+        columns = self._steps.columns([STEP_COLUMNS[name] for name in _RECORDED], start * n_assets)
+        steps.update(zip(_RECORDED, columns, strict=True))
         return steps
 
     def result(self) -> RunResult:
         """The record of the steps played so far (``config``: the one the run started with)."""
         steps = self.recorded_steps()
-        trade_rows = self._trades.array()
-        trades = {
-            name: trade_rows[:, i].astype(dtype)
-            for i, (name, dtype) in enumerate(TRADE_COLUMNS.items())
-        }
+        trades = dict(
+            zip(TRADE_COLUMNS, self._trades.columns(list(TRADE_COLUMNS.values())), strict=True)
+        )
         n_agents = len(self.agent_kinds)
         inventory = np.sum([np.array(inv) for inv in self.inventory], axis=0)
         agents = {
@@ -591,12 +589,14 @@ class Market:
             "n_trades": np.array(self.agent_trades, dtype=np.int64),
             "rejected_orders": np.array(self.agent_rejections, dtype=np.int64),
         }
-        samples = self._agent_samples.array()
+        sample_step, sample_inventory, sample_pnl = self._agent_samples.columns(
+            [np.int64, np.int64, np.float64]
+        )
         agent_steps = {
-            "step": samples[:, 0].astype(np.int64),
-            "agent_id": np.tile(np.arange(n_agents, dtype=np.int64), len(samples) // n_agents),
-            "inventory": samples[:, 1].astype(np.int64),
-            "pnl": samples[:, 2].copy(),
+            "step": sample_step,
+            "agent_id": np.tile(np.arange(n_agents, dtype=np.int64), len(sample_step) // n_agents),
+            "inventory": sample_inventory,
+            "pnl": sample_pnl,
         }
         assert set(agents) == set(AGENT_COLUMNS) and set(agent_steps) == set(AGENT_STEP_COLUMNS)
         return RunResult(

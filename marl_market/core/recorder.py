@@ -41,19 +41,29 @@ class Columns:
             self.n_chunked += len(chunk)
             self.rows = []
 
-    def array(self, start: int = 0) -> np.ndarray:
-        """Rows ``start`` on as one ``(n, width)`` array, in O(rows returned)."""
+    def columns(self, dtypes: list, start: int = 0) -> list[np.ndarray]:
+        """Rows ``start`` on as one contiguous array per column, cast to ``dtypes``.
+
+        Each column is filled chunk by chunk, so a long run's record is built with one copy of
+        the data (no intermediate table of every row).
+        """
+        start = max(0, min(start, len(self)))
+        n = len(self) - start
+        out = [np.empty(n, dtype=dtype) for dtype in dtypes]
+        pending = self.rows[max(0, start - self.n_chunked) :]
         parts, first = [], 0
         for chunk in self.chunks:
             if first + len(chunk) > start:
                 parts.append(chunk[max(0, start - first) :])
             first += len(chunk)
-        pending = self.rows[max(0, start - self.n_chunked) :]
         if pending:
             parts.append(np.array(pending, dtype=self.dtype).reshape(-1, self.width))
-        if not parts:
-            return np.zeros((0, self.width), dtype=self.dtype)
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        at = 0
+        for part in parts:
+            for i, column in enumerate(out):
+                column[at : at + len(part)] = part[:, i]
+            at += len(part)
+        return out
 
     def __deepcopy__(self, memo: dict) -> Columns:
         new = Columns(self.width, self.dtype)
