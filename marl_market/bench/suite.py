@@ -186,24 +186,16 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = lambda _line: 
 
     # ---- the zero-intelligence crowd (PyMarketSim's workload)
     zi_steps = _scaled(QUICK_ZI_STEPS if options.quick else ZI_STEPS, scale, 500)
-    factory = workloads.zi_crowd_factory()
-    zi = None
-    if factory is None:
-        result["notes"].append(
-            "zi crowd not run: this core has no zero-intelligence crowd (zi_crowd_config)"
-        )
-        log("market: no zero-intelligence crowd in this core; skipped")
-    else:
-        log(f"market: the zero-intelligence crowd, {ZI_AGENTS} agents, {zi_steps:,} steps")
-        zi = workloads.book_events_rate(factory(n_agents=ZI_AGENTS, steps=zi_steps), seed)
-        result["zi_crowd_events_per_s"] = zi["events_per_s"]
-        result["zi_crowd"] = zi
+    log(f"market: the zero-intelligence crowd, {ZI_AGENTS} agents, {zi_steps:,} steps")
+    zi = workloads.zi_crowd(ZI_AGENTS, zi_steps, seed)
+    result["zi_crowd_events_per_s"] = zi["events_per_s"]
+    result["zi_crowd"] = zi
     if options.pymarketsim is not None:
         log(f"peer: PyMarketSim's zero-intelligence crowd, {ZI_AGENTS} agents, {zi_steps:,} steps")
         entry = _peer(
             lambda: peers.pymarketsim_zi(options.pymarketsim, pms_python, ZI_AGENTS, zi_steps)
         )
-        if "error" not in entry and zi is not None:
+        if "error" not in entry:
             entry["ours_events_per_s"] = zi["events_per_s"]
             entry["ours_vs_pymarketsim"] = _ratio(zi["events_per_s"], entry["events_per_s"])
         peer_results.setdefault("pymarketsim", {})["zi"] = entry

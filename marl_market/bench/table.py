@@ -57,13 +57,12 @@ def format_table(result: dict) -> str:
             "",
         )
     )
-    zi = result.get("zi_crowd")
+    zi = result["zi_crowd"]
     rows.append(
         (
-            "zero-intelligence crowd"
-            + (f", {zi['agents']} agents, {zi['steps']:,} steps" if zi else ""),
+            f"zero-intelligence crowd, {zi['agents']} agents, {zi['steps']:,} steps",
             _rate(result["zi_crowd_events_per_s"], "events/s"),
-            f"{zi['book_events']:,} events" if zi else "",
+            f"{zi['book_events']:,} events",
             "",
         )
     )

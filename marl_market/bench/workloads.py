@@ -14,9 +14,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 
-from marl_market.core.config import MarketConfig, Population
+from marl_market.core.config import MarketConfig, Population, zi_crowd_config
 from marl_market.core.market import Market
 
 # The rmsc04-sized crowd: ABIDES's rmsc04 has 2 adaptive makers, 12 momentum, 102 value and
@@ -64,16 +63,9 @@ def book_events_rate(config: MarketConfig, seed: int = 42) -> dict:
     }
 
 
-def zi_crowd_factory() -> Callable[..., MarketConfig] | None:
-    """The core's PyMarketSim-equal zero-intelligence crowd config builder, if the core has one."""
-    try:
-        from marl_market.core.scenarios import zi_crowd_config
-    except ImportError:
-        try:
-            from marl_market.core.config import zi_crowd_config
-        except ImportError:
-            return None
-    return zi_crowd_config
+def zi_crowd(agents: int = 500, steps: int = 50_000, seed: int = 42) -> dict:
+    """PyMarketSim's zero-intelligence workload in our market (``zi_crowd_config``)."""
+    return book_events_rate(zi_crowd_config(n_agents=agents, steps=steps), seed)
 
 
 def compare_wall(seeds: int = 20, steps: int = 5_000, workers: int | None = None) -> dict:

@@ -154,6 +154,7 @@ def rmsc04(args: argparse.Namespace) -> dict:
         "events_per_s": received[0] / kernel_seconds,
         "end_time": args.end_time,
         "seed": args.seed,
+        "config": "rmsc04.build_config as shipped (its book_logging and log_orders on)",
     }
 
 
