@@ -173,12 +173,23 @@ class GeometricArrivals(_Stream):
 
     def due(self, step: int, asset: int) -> list[int]:
         """The members arriving at ``step`` on ``asset`` (and schedule their next arrival)."""
-        members = self._due[asset].pop(step, None)
+        schedule = self._due[asset]
+        members = schedule.pop(step, None)
         if not members:
             return []
-        schedule = self._due[asset]
+        gaps, i = self._gaps, self._next_gap
         for member in members:
-            schedule.setdefault(step + self._gap(), []).append(member)
+            if i >= len(gaps):
+                gaps = self._gaps = self.rng.geometric(self.p, 4096).tolist()
+                i = 0
+            at = step + gaps[i]
+            i += 1
+            later = schedule.get(at)
+            if later is None:
+                schedule[at] = [member]
+            else:
+                later.append(member)
+        self._next_gap = i
         return members
 
 

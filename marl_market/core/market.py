@@ -326,12 +326,24 @@ class Market:
     def _play(self, turn: tuple) -> None:
         _, agent_id, asset, ops, on_placed = turn
         placed = []
+        place = self._place
         for op in ops:
             if op[0] is CANCEL:
-                self._cancel(asset, op[1])
+                # ``_cancel``, inlined: every turn of a quoting or replacing agent cancels.
+                order_id = op[1]
+                resting = self._resting[asset].pop(order_id, None)
+                if resting is None:  # filled, cancelled or expired already
+                    continue
+                qty = self.books[asset].cancel(order_id)
+                self.counters["book_events"] += 1
+                if qty:
+                    if resting[0]:
+                        self.open_buy[asset][resting[1]] -= qty
+                    else:
+                        self.open_sell[asset][resting[1]] -= qty
             else:
                 _, is_buy, qty, price, lifetime, post_only = op
-                order_id = self._place(agent_id, asset, is_buy, qty, price, lifetime, post_only)
+                order_id = place(agent_id, asset, is_buy, qty, price, lifetime, post_only)
                 if order_id:
                     placed.append((is_buy, order_id))
         if on_placed is not None:

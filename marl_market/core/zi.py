@@ -70,22 +70,39 @@ class ZeroIntelligenceTraders:
         p = self.params
         fair = math.exp(view.log_fair)
         shade_low, shade_width = p.shade_min, p.shade_max - p.shade_min
+        q_max = p.q_max
+        top = 2 * q_max
         resting = self.resting[asset]
-        ids = self.ids
+        ids, all_values = self.ids, self.values
+        decisions = self.decisions
+        record = self.record_resting
         for member in members:
-            side_u, shade_u, key = self.decisions.next()
+            side_u, shade_u, key = decisions.next()
             agent_id = ids[member]
-            is_buy = side_u < 0.5
-            shade = shade_low + shade_width * shade_u
-            value = fair + self.private_value(member, inventory[agent_id], is_buy)
-            price = round(value - shade) if is_buy else round(value + shade)
-            ops = []
-            if resting[member]:
-                ops.append((CANCEL, resting[member]))
+            # The private value of the next unit (``private_value``, inlined: the hot path).
+            index = inventory[agent_id] + q_max
+            if side_u < 0.5:
+                if index >= top:
+                    value = self.extra_buy[member]
+                else:
+                    value = all_values[member][index] if index >= 0 else self.extra_sell[member]
+                price = round(fair + value - shade_low - shade_width * shade_u)
+                order = (ORDER, True, 1, price, 0, False)
+            else:
+                index -= 1
+                if index >= top:
+                    value = self.extra_buy[member]
+                else:
+                    value = all_values[member][index] if index >= 0 else self.extra_sell[member]
+                price = round(fair + value + shade_low + shade_width * shade_u)
+                order = (ORDER, False, 1, price, 0, False)
+            previous = resting[member]
+            if previous:
                 resting[member] = 0
-            if price > 0:
-                ops.append((ORDER, is_buy, 1, price, 0, False))
-            turns.append((key, agent_id, asset, ops, self.record_resting))
+                ops = [(CANCEL, previous), order] if price > 0 else [(CANCEL, previous)]
+            else:
+                ops = [order] if price > 0 else []
+            turns.append((key, agent_id, asset, ops, record))
 
     def record_resting(self, agent_id: int, asset: int, placed: list[tuple[bool, int]]) -> None:
         self.resting[asset][self.member_of[agent_id]] = placed[-1][1] if placed else 0
