@@ -166,12 +166,18 @@ class OrderBook:
         """
         order_id = self._next_id
         self._next_id = order_id + 1
-        trades: list[Trade] = []
         # The opposite side: its heap holds +price for asks and -price for bids.
         opp = not is_buy
+        heap = self._heaps[opp]
+        if price is not None and (not heap or (heap[0] > price if is_buy else -heap[0] < price)):
+            # Cannot cross: the heap's top is at least as good as the opposite best (stale tops
+            # are emptied levels, never worse), so if even it does not reach ``price`` nothing
+            # does. Most limit orders rest untouched: skip the matching loop.
+            self._rest(is_buy, qty, price, agent_id, order_id)
+            return order_id, []
+        trades: list[Trade] = []
         levels = self._levels[opp]
         level_qty = self._level_qty[opp]
-        heap = self._heaps[opp]
         in_heap = self._in_heap[opp]
         live = self._live
         aggressor = BUY if is_buy else SELL
