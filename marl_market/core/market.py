@@ -3,9 +3,10 @@
 A step, for every asset: (1) scheduled events fire (e.g. a scenario pulls the makers), (2)
 resting orders whose lifetime ran out are cancelled, (3) every agent type decides from the
 market as it stands and hands over its turns, (4) all turns are played in the order of their
-random arrival times within the step - each order checked against position limits and the rules, matched, and its fills
-settled in cash and inventory with fees and taxes, (5) the fundamental evolves, (6) the step is
-recorded (rewards are not computed per step: ``cumulative_reward`` derives them when read).
+random arrival times within the step - each order checked against position limits and the
+rules, matched, and its fills settled in cash and inventory with fees and taxes, (5) the
+fundamental evolves, (6) the step is recorded (rewards are not computed per step:
+``cumulative_reward`` derives them when read).
 
 Determinism: every random stream is a ``numpy.random.Generator`` spawned from one
 ``SeedSequence(seed)``: one per purpose (the fundamental, the initial book) and per agent type
