@@ -502,6 +502,16 @@ class Market:
         # Liquidity near the price: quantity within `depth_band` ticks of the mid. (The best
         # N *levels* would not show a crash: they just move out to the deep noise layer.)
         band = self.config.depth_band
+        # Only prices up to the best bid (from the best ask) hold quantity, so the scan starts
+        # there, and a touch outside the band means no depth at all (a wide book: no scan).
+        low, high = math.ceil(mid - band), math.floor(mid)
+        bid_depth = (
+            0 if bid is None or bid < low else book.quantity_between("buy", low, min(bid, high))
+        )
+        low, high = math.ceil(mid), math.floor(mid + band)
+        ask_depth = (
+            0 if ask is None or ask > high else book.quantity_between("sell", max(ask, low), high)
+        )
         # One row in ``_RECORDED`` order.
         self._steps.rows.append(
             (
@@ -512,8 +522,8 @@ class Market:
                 math.exp(self.log_fair[asset]),
                 self._volume[asset],
                 self._n_trades[asset],
-                book.quantity_between("buy", math.ceil(mid - band), math.floor(mid)),
-                book.quantity_between("sell", math.ceil(mid), math.floor(mid + band)),
+                bid_depth,
+                ask_depth,
                 len(self.makers.ids) if self.makers.active else 0,
             )
         )
