@@ -231,3 +231,16 @@ def test_recorded_steps_from_a_step_on_match_the_full_record():
     part = market.recorded_steps(4_000)
     for name, column in part.items():
         assert np.array_equal(column, full[name][4_000:], equal_nan=True), name
+
+
+def test_the_record_is_kept_in_compact_numpy_chunks():
+    # Memory per recorded value is 8 bytes (4 for trades), not a Python object: finished
+    # chunks are numpy arrays and at most one chunk's rows wait as Python tuples.
+    from marl_market.core.recorder import CHUNK_ROWS
+
+    market = Market(MarketConfig(steps=2 * CHUNK_ROWS + 100), 11)
+    market.run()
+    for columns in (market._steps, market._trades, market._agent_samples):
+        assert len(columns.rows) < CHUNK_ROWS
+        assert all(isinstance(chunk, np.ndarray) for chunk in columns.chunks)
+    assert len(market._steps.chunks) == 2 and market._trades.chunks[0].dtype == np.int32
