@@ -3,9 +3,11 @@
 A scenario is a schedule of interventions on an otherwise default market (pull the makers,
 switch on a rule, change the regime, jump the fair value) plus a measurement of what happened.
 Each scenario run is paired with a *baseline* run of the same config and seed: every random
-stream is spawned from the same seed and the fundamental path is identical, so until the
-intervention the two runs are the same step for step, and the difference afterwards comes from
-the intervention, not from luck (common random numbers).
+stream is spawned from the same seed and draws the same numbers whatever the market does, so
+until the intervention the two runs are the same step for step, and afterwards they still share
+every random draw the intervention does not itself change (the fundamental path, every trader's
+candidate actions and their numbers): the difference comes from the intervention, not from luck
+(common random numbers, which is what makes the paired intervals narrow).
 
 Every intervention starts at ``start_at`` (default: the middle of the run). The measurement
 compares the *event window* ``[start_at, start_at + window)`` with the *pre-event* history of
