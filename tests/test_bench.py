@@ -24,7 +24,7 @@ from marl_market.core.book import OrderBook
 
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ROOT.parent / "shared" / "peers"
-MARLSIM = [sys.executable, "-m", "marl_market.cli"]
+MARLSIM = [sys.executable, "-c", "from marl_market.cli import main; main()"]  # the entry point
 
 
 def marlsim(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
