@@ -6,14 +6,15 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import _common as ui
-from marl_market import lab, plots
+from marl_market import plots
 from marl_market.core.facts import acf_confidence_band
+from marl_market.lab import workbench
 
 st.title("Stylised facts")
 request = ui.market_settings()
 run = ui.market_run(request)
 facts = run.facts
-returns = lab.returns_of(run.result.asset_series("mid"), run.return_interval)
+returns = workbench.returns_of(run.result.asset_series("mid"), run.return_interval)
 st.caption(
     f"Run [`{run.run_id}`]({ui.run_link(run.run_id)}): {facts.n_returns:,} log returns of the "
     f"mid, one every {run.return_interval} steps."
@@ -55,8 +56,8 @@ with left:
     base = request.model_copy(update={"makers": 0})  # the key must not depend on the makers
     curve = ui.cached_work(
         ("spread_vs_makers", base.model_dump_json(), n_seeds, ui.db_path()),
-        f"Simulating 1-{max(lab.SPREAD_MAKERS)} makers x {n_seeds} seed(s)",
-        lambda progress: lab.spread_vs_makers(
+        f"Simulating 1-{max(workbench.SPREAD_MAKERS)} makers x {n_seeds} seed(s)",
+        lambda progress: workbench.spread_vs_makers(
             request, n_seeds=n_seeds, store=ui.get_store(writable=True), progress=progress
         ),
     )

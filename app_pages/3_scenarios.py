@@ -16,12 +16,13 @@ import os
 import streamlit as st
 
 from app_pages import _common as ui
-from marl_market import lab, plots
+from marl_market import plots
 from marl_market.core.config import MarketConfig
 from marl_market.core.live import CHART_WINDOW, CHUNK, LiveMarket
 from marl_market.core.scenarios import SCENARIO_KINDS
-from marl_market.records import InputError, validate_scenario
+from marl_market.lab import workbench
 from marl_market.store import StoreError
+from marl_market.store.records import InputError, validate_scenario
 
 TICK_SECONDS = 1.0  # timer interval of the live panel while it plays (a tick plays one chunk)
 LIVE = "live_run"  # session-state key of the LiveMarket
@@ -226,7 +227,7 @@ if st.button("Compare scenarios", key="run_compare", type="primary"):
         with st.status(f"Running {n_runs} markets over {n_seeds} seed(s)...") as status:
             bar = st.progress(0.0)
             try:
-                outcome = lab.compare_scenarios(
+                outcome = workbench.compare_scenarios(
                     compare_request,
                     list(kinds),
                     store=store,

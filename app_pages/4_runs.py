@@ -9,8 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _common as ui
-from marl_market import lab, plots, report
+from marl_market import plots
 from marl_market.core.facts import StylisedFacts, acf_confidence_band
+from marl_market.lab import report, workbench
 from marl_market.store import QueryRefused, RunStore, StoreError
 
 KINDS = ["all", "simulate", "scenario", "baseline", "compare"]
@@ -34,12 +35,12 @@ def report_html(db: str, run_id: str) -> str:
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def parquet_zip(db: str, run_id: str) -> bytes:
-    return lab.export_zip(RunStore(db), run_id)
+    return workbench.export_zip(RunStore(db), run_id)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-def replayed_book(db: str, run_id: str) -> lab.BookSnapshots:
-    return lab.replay_book(ui.open_run(db, run_id))
+def replayed_book(db: str, run_id: str) -> workbench.BookSnapshots:
+    return workbench.replay_book(ui.open_run(db, run_id))
 
 
 def show_run(db: str, run_id: str) -> None:
@@ -60,7 +61,7 @@ def show_run(db: str, run_id: str) -> None:
         + (f" Baseline: [`{parent}`]({ui.run_link(parent)})." if parent else "")
     )
 
-    shared = lab.share(run_id)
+    shared = workbench.share(run_id)
     st.markdown(
         f"**Share it** - anyone with the database reopens exactly this run: "
         f"[link to this run]({ui.run_link(run_id)}) (`{shared['query_string']}` on this app), "
@@ -117,7 +118,7 @@ def show_compare(row: dict) -> None:
         st.dataframe(ui.summary_frame(stats), hide_index=True, key=f"run_compare_{kind}")
 
 
-def show_charts(db: str, run: lab.StoredRun, facts: StylisedFacts | None) -> None:
+def show_charts(db: str, run: workbench.StoredRun, facts: StylisedFacts | None) -> None:
     """The run's charts, with a scenario's intervention marked on them."""
     scenario = (run.row.get("config") or {}).get("scenario") or {}
     events = []
@@ -134,7 +135,7 @@ def show_charts(db: str, run: lab.StoredRun, facts: StylisedFacts | None) -> Non
             plots.agents_figure(run.agent_steps, run.agents["kind"]), key="run_agents_chart"
         )
     if facts is not None:
-        returns = lab.returns_of(run.asset_series("mid"), run.return_interval)
+        returns = workbench.returns_of(run.asset_series("mid"), run.return_interval)
         cols = st.columns(2)
         cols[0].plotly_chart(plots.return_distribution_figure(returns), key="run_dist_chart")
         cols[1].plotly_chart(plots.qq_figure(returns), key="run_qq_chart")

@@ -14,13 +14,13 @@ from typing import Any, TypeVar
 import pandas as pd
 import streamlit as st
 
-from marl_market import lab
-from marl_market.analysis import facts_table, sp500_reference
 from marl_market.core.facts import StylisedFacts
 from marl_market.core.numbers import fmt  # the pages' number formatting (``ui.fmt``)
-from marl_market.experiments import DEFAULT_RETURN_INTERVAL
-from marl_market.records import InputError, SimulateRequest, validate_simulate
+from marl_market.lab import workbench
+from marl_market.lab.analysis import facts_table, sp500_reference
+from marl_market.lab.experiments import DEFAULT_RETURN_INTERVAL
 from marl_market.store import RunStore, StoreError, check_writable, default_db_path
+from marl_market.store.records import InputError, SimulateRequest, validate_simulate
 
 T = TypeVar("T")
 
@@ -139,7 +139,7 @@ def _work_cache() -> _LruCache:
     return _LruCache(maxsize=12)
 
 
-def cached_work(key: tuple, label: str, compute: Callable[[lab.Progress], T]) -> T:
+def cached_work(key: tuple, label: str, compute: Callable[[workbench.Progress], T]) -> T:
     """``compute(progress)`` once per ``key``; on a miss it runs inside ``st.status`` with a
     progress bar, on a hit it returns at once and draws nothing."""
     cache = _work_cache()
@@ -165,7 +165,7 @@ def cached_work(key: tuple, label: str, compute: Callable[[lab.Progress], T]) ->
     return value
 
 
-def market_run(request: SimulateRequest) -> lab.MarketRun:
+def market_run(request: SimulateRequest) -> workbench.MarketRun:
     """The market of ``request``, simulated with book snapshots and stored (cached)."""
     db = db_path()
     try:
@@ -173,7 +173,7 @@ def market_run(request: SimulateRequest) -> lab.MarketRun:
         return cached_work(
             ("market", request.model_dump_json(), db),
             f"Simulating {request.steps:,} steps",
-            lambda progress: lab.run_market(request, store, progress=progress),
+            lambda progress: workbench.run_market(request, store, progress=progress),
         )
     except StoreError as error:
         st.error(str(error))
@@ -187,16 +187,16 @@ def sp500() -> StylisedFacts:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def open_run(db: str, run_id: str) -> lab.StoredRun:
+def open_run(db: str, run_id: str) -> workbench.StoredRun:
     """A stored run's tables. Cached by (database, run ID): a stored run never changes, and
     its ID is a hash of what it is."""
-    return lab.open_run(RunStore(db), run_id)
+    return workbench.open_run(RunStore(db), run_id)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def stored_facts(db: str, run_id: str) -> StylisedFacts | None:
     """A stored run's facts (stored ones, or computed from its steps)."""
-    return lab.run_facts(open_run(db, run_id))
+    return workbench.run_facts(open_run(db, run_id))
 
 
 # ------------------------------------------------------------------------------ tables

@@ -46,11 +46,11 @@ def main() -> None:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from marl_market import lab
     from marl_market.core.config import MarketConfig
     from marl_market.core.market import simulate
-    from marl_market.records import validate_simulate
+    from marl_market.lab import workbench
     from marl_market.store import RunStore
+    from marl_market.store.records import validate_simulate
 
     imports = time.perf_counter() - import_started
     logging.disable(logging.WARNING)  # AppTest's bare-mode warnings are noise here
@@ -73,7 +73,9 @@ def main() -> None:
     rows.append(
         (
             "simulation, 5,000 steps + book snapshots + facts",
-            statistics.median(_timed(lambda: lab.run_market(request)) for _ in range(args.repeat)),
+            statistics.median(
+                _timed(lambda: workbench.run_market(request)) for _ in range(args.repeat)
+            ),
             "",
         )
     )
@@ -96,7 +98,7 @@ def main() -> None:
     rows.append(("Market page, rerun (market cached)", rerun, f"target {MARKET_TARGET_S} s {ok}"))
 
     # ---- opening a stored run by its ID
-    run_id = lab.run_market(request, RunStore(os.environ["MARL_MARKET_DB"])).run_id
+    run_id = workbench.run_market(request, RunStore(os.environ["MARL_MARKET_DB"])).run_id
     opened_cold, opened_warm = [], []
     for _ in range(args.repeat):
         at = AppTest.from_file(APP, default_timeout=120)
@@ -114,9 +116,9 @@ def main() -> None:
     rows.append(("Runs page, rerun with the run open (cached)", statistics.median(opened_warm), ""))
     rows.append(
         (
-            "lab.open_run alone (5 reads of the database)",
+            "workbench.open_run alone (5 reads of the database)",
             statistics.median(
-                _timed(lambda: lab.open_run(RunStore(os.environ["MARL_MARKET_DB"]), run_id))
+                _timed(lambda: workbench.open_run(RunStore(os.environ["MARL_MARKET_DB"]), run_id))
                 for _ in range(args.repeat)
             ),
             "",

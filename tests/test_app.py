@@ -18,10 +18,10 @@ from streamlit.proto.Metric_pb2 import Metric
 from streamlit.runtime.forward_msg_queue import ForwardMsgQueue
 from streamlit.testing.v1 import AppTest
 
-from marl_market import lab
 from marl_market.core.scenarios import Scenario, measure, run_scenario
-from marl_market.records import validate_simulate
+from marl_market.lab import workbench
 from marl_market.store import RunStore
+from marl_market.store.records import validate_simulate
 
 UP, DOWN = Metric.MetricDirection.UP, Metric.MetricDirection.DOWN
 RED, GREEN = Metric.MetricColor.RED, Metric.MetricColor.GREEN
@@ -79,7 +79,7 @@ def metric(at: AppTest, label: str) -> float:
 def stored_run(db: Path, steps: int = 1_000) -> str:
     """A simulation stored in ``db`` the way the Market page stores it."""
     request = validate_simulate(steps=steps, seed=7)
-    return lab.run_market(request, RunStore(db)).run_id
+    return workbench.run_market(request, RunStore(db)).run_id
 
 
 # ------------------------------------------------------------------------------ Market
@@ -141,7 +141,7 @@ def test_an_unusable_database_is_one_clear_error(tmp_path, monkeypatch):
     blocker.write_text("not a directory")
     monkeypatch.setenv("MARL_MARKET_DB", str(blocker / "app.duckdb"))
     at = start()
-    assert len(at.error) == 1 and "cannot create the directory" in at.error[0].value
+    assert len(at.error) == 1 and "is not a directory" in at.error[0].value
     assert not charts(at)
 
 

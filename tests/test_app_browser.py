@@ -5,8 +5,8 @@ blows up several-fold without a reload, as a user would see it. Keeps a screensh
 ``test-artifacts/app_scenarios.png`` (git-ignored) and the timings next to it.
 
 Needs ``/usr/bin/chromium`` (Debian's ``chromium``) and the pip package ``playwright`` (driving
-that binary; ``playwright install`` is never needed); skips with the reason if either is missing,
-or fails under ``MARL_MARKET_REQUIRE_BROWSER=1`` (README's test command and CI), see tests/browser.py.
+that binary; ``playwright install`` is never needed); skips with the reason if either is
+missing, or fails under ``MARL_MARKET_REQUIRE_BROWSER=1`` (README's test command, CI).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, browser_tools  # noqa: F401
+from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"

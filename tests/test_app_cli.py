@@ -15,7 +15,7 @@ import pytest
 import typer
 
 import marl_market
-from marl_market import cli
+from marl_market.cli import dashboard as dashboard_command
 
 MARLSIM = [sys.executable, "-m", "marl_market.cli"]
 
@@ -46,7 +46,7 @@ def test_a_missing_app_is_a_clear_error(tmp_path, monkeypatch, capsys):
     # As in a non-editable install: the package without the repository around it.
     monkeypatch.setattr(marl_market, "__file__", str(tmp_path / "site" / "marl_market" / "x.py"))
     with pytest.raises(typer.Exit) as exit_info:
-        cli._app_script()
+        dashboard_command._app_script()
     assert exit_info.value.exit_code == 2
     assert "app.py is missing" in capsys.readouterr().err
 
@@ -64,7 +64,7 @@ def test_dashboard_serves_the_app_with_the_given_database(tmp_path):
     try:
         payload = json.loads(process.stdout.readline())
         assert payload["url"] == f"http://127.0.0.1:{port}"
-        assert Path(payload["app"]) == Path(cli.__file__).resolve().parents[1] / "app.py"
+        assert Path(payload["app"]) == Path(marl_market.__file__).resolve().parents[1] / "app.py"
         assert payload["db"] == str(db)
         deadline = time.monotonic() + 60
         while True:

@@ -10,13 +10,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from marl_market import lab
 from marl_market.core.config import MarketConfig
 from marl_market.core.market import simulate
-from marl_market.experiments import run_simulation
-from marl_market.records import validate_scenario, validate_simulate
-from marl_market.snapshots import SnapshotRecorder, simulate_with_snapshots
+from marl_market.lab import workbench
+from marl_market.lab.experiments import run_simulation
+from marl_market.lab.snapshots import SnapshotRecorder, simulate_with_snapshots
 from marl_market.store import RunStore, StoreError
+from marl_market.store.records import validate_scenario, validate_simulate
 
 CONFIG = MarketConfig(steps=1_500)
 
@@ -82,47 +82,49 @@ def test_recorder_rejects_bad_settings():
 # ------------------------------------------------------------------------------ stored runs
 @pytest.fixture
 def store(tmp_path) -> RunStore:
-    return RunStore(tmp_path / "lab.duckdb")
+    return RunStore(tmp_path / "workbench.duckdb")
 
 
 def test_run_market_stores_what_marlsim_simulate_stores(store):
     request = validate_simulate(steps=1_000, seed=9)
-    run = lab.run_market(request, store)
+    run = workbench.run_market(request, store)
     assert run.newly_stored
     again = run_simulation(request.to_config(), 9, request.return_interval, store)
     assert again.cached and again.run_id == run.run_id
     assert again.facts.as_dict() == run.facts.as_dict()
-    assert lab.run_market(request, store).newly_stored is False
+    assert workbench.run_market(request, store).newly_stored is False
 
 
 def test_open_run_and_its_facts(store):
-    run_id = lab.run_market(validate_simulate(steps=1_000, seed=2), store).run_id
-    run = lab.open_run(store, run_id)
+    run_id = workbench.run_market(validate_simulate(steps=1_000, seed=2), store).run_id
+    run = workbench.open_run(store, run_id)
     assert run.kind == "simulate" and run.has_steps and len(run.steps["step"]) == 1_000
-    facts = lab.run_facts(run)
+    facts = workbench.run_facts(run)
     assert facts is not None and facts.n_returns == 199
     with pytest.raises(StoreError, match="no run"):
-        lab.open_run(store, "0000000000000000")
+        workbench.open_run(store, "0000000000000000")
 
 
 def test_replayed_book_matches_the_stored_run(store):
     request = validate_simulate(steps=1_000, seed=2)
-    made = lab.run_market(request, store)
-    book = lab.replay_book(lab.open_run(store, made.run_id))
+    made = workbench.run_market(request, store)
+    book = workbench.replay_book(workbench.open_run(store, made.run_id))
     np.testing.assert_array_equal(book.bid_price, made.snapshots.bid_price)
     np.testing.assert_array_equal(book.ask_qty, made.snapshots.ask_qty)
 
 
 def test_replay_refuses_a_run_whose_prices_it_cannot_reproduce(store):
-    run = lab.open_run(store, lab.run_market(validate_simulate(steps=500, seed=2), store).run_id)
+    run = workbench.open_run(
+        store, workbench.run_market(validate_simulate(steps=500, seed=2), store).run_id
+    )
     run.steps["mid"] = run.steps["mid"] + 1.0  # as if the model had changed since
     with pytest.raises(ValueError, match="does not reproduce"):
-        lab.replay_book(run)
+        workbench.replay_book(run)
 
 
 def test_export_zip_holds_every_table_as_parquet(store):
-    run_id = lab.run_market(validate_simulate(steps=500, seed=2), store).run_id
-    with zipfile.ZipFile(io.BytesIO(lab.export_zip(store, run_id))) as archive:
+    run_id = workbench.run_market(validate_simulate(steps=500, seed=2), store).run_id
+    with zipfile.ZipFile(io.BytesIO(workbench.export_zip(store, run_id))) as archive:
         names = sorted(archive.namelist())
         steps = pq.read_table(io.BytesIO(archive.read(f"{run_id}_steps.parquet")))
     assert names == sorted(
@@ -133,24 +135,24 @@ def test_export_zip_holds_every_table_as_parquet(store):
 
 
 def test_spread_falls_with_more_makers(store):
-    curve = lab.spread_vs_makers(validate_simulate(steps=2_000, seed=42), store=store)
+    curve = workbench.spread_vs_makers(validate_simulate(steps=2_000, seed=42), store=store)
     assert curve.makers.tolist() == [1, 2, 3, 4]
     assert curve.mean[0] > curve.mean[-1]
-    again = lab.spread_vs_makers(validate_simulate(steps=2_000, seed=42), store=store)
+    again = workbench.spread_vs_makers(validate_simulate(steps=2_000, seed=42), store=store)
     np.testing.assert_array_equal(again.mean, curve.mean)  # read back from the store
 
 
 def test_compare_scenarios_stores_a_comparison(store):
     request = validate_scenario(kind="compare", seeds=2, steps=600)
-    outcome = lab.compare_scenarios(request, ["flash_crash", "short_ban"], store, workers=1)
+    outcome = workbench.compare_scenarios(request, ["flash_crash", "short_ban"], store, workers=1)
     assert outcome.run_id is not None and store.get_run(outcome.run_id)["kind"] == "compare"
     assert outcome.summaries["flash_crash"]["spread_blowup"]["n"] == 2
     with pytest.raises(ValueError, match="at least one"):
-        lab.compare_scenarios(request, [], store)
+        workbench.compare_scenarios(request, [], store)
 
 
 def test_share_spells_out_the_query_and_the_command():
-    shared = lab.share("abc")
+    shared = workbench.share("abc")
     assert shared["sql"].startswith("SELECT * FROM steps WHERE run_id = 'abc'")
     assert shared["cli"] == "marlsim runs show abc"
     assert shared["query_string"] == "?run_id=abc"

@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
 import re
 import threading
 import time
@@ -28,7 +27,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from marl_market.lite.build import build_dashboard
-from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, browser_tools  # noqa: F401
+from tests.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.lite_mirror import Mirror, content_type, ensure_mirror
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}

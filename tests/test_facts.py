@@ -12,12 +12,6 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import stats
 
-from marl_market.analysis import (
-    facts_table,
-    facts_with_garch,
-    garch_persistence,
-    sp500_reference,
-)
 from marl_market.core.facts import (
     StylisedFacts,
     acf,
@@ -30,6 +24,12 @@ from marl_market.core.facts import (
     sign_fraction,
     student_t_ppf,
     student_t_sf,
+)
+from marl_market.lab.analysis import (
+    facts_table,
+    facts_with_garch,
+    garch_persistence,
+    sp500_reference,
 )
 
 GARCH_OMEGA, GARCH_ALPHA, GARCH_BETA = 1e-6, 0.10, 0.85

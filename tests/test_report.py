@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from marl_market import lab
-from marl_market.records import validate_scenario, validate_simulate
-from marl_market.report import build_report
+from marl_market.lab import workbench
+from marl_market.lab.report import build_report
 from marl_market.store import RunStore, StoreError
+from marl_market.store.records import validate_scenario, validate_simulate
 
 MARLSIM = [sys.executable, "-m", "marl_market.cli"]
 
@@ -28,7 +28,7 @@ def marlsim(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory) -> tuple[Path, str]:
     db = tmp_path_factory.mktemp("report") / "runs.duckdb"
-    run = lab.run_market(validate_simulate(steps=1_500, seed=11), RunStore(db))
+    run = workbench.run_market(validate_simulate(steps=1_500, seed=11), RunStore(db))
     return db, run.run_id
 
 
@@ -75,7 +75,7 @@ def test_report_keeps_its_colours_inside_the_app(stored):
 def test_report_of_a_comparison(tmp_path):
     store = RunStore(tmp_path / "runs.duckdb")
     request = validate_scenario(kind="compare", seeds=2, steps=500)
-    outcome = lab.compare_scenarios(request, ["flash_crash", "tobin_tax"], store, workers=1)
+    outcome = workbench.compare_scenarios(request, ["flash_crash", "tobin_tax"], store, workers=1)
     document = build_report(store, outcome.run_id)
     assert "Scenarios against their baselines" in document
     assert "spread_blowup" in document and "95% CI" in document

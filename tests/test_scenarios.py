@@ -22,7 +22,7 @@ from marl_market.core.scenarios import (
     run_scenario,
     summarise,
 )
-from marl_market.experiments import resolve_scenario
+from marl_market.lab.experiments import resolve_scenario
 from marl_market.store import RunStore
 
 STEPS = 5_000

@@ -1,7 +1,7 @@
 """Configuration dataclasses for a market run.
 
 Plain frozen dataclasses (numpy-free, stdlib only) so the browser build can use them; pydantic
-validates them at the boundaries through ``TypeAdapter`` (see ``marl_market.records``).
+validates them at the boundaries through ``TypeAdapter`` (see ``marl_market.store.records``).
 Every behavioural constant of the model lives here, named after the mechanism it drives, so a
 user can see - and change - which knob produces which stylised fact (README: "The model").
 """

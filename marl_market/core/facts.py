@@ -1,7 +1,7 @@
 """Stylised facts of a price series, plus small statistics helpers for multi-seed comparisons.
 
 numpy + stdlib only: this module runs unchanged in Pyodide in the browser. Anything that needs
-scipy, pandas or ``arch`` (GARCH fits, the S&P 500 reference) lives in ``marl_market.analysis``.
+scipy, pandas or ``arch`` (GARCH fits, the S&P 500 reference) lives in ``marl_market.lab.analysis``.
 
 Conventions
 -----------
@@ -146,7 +146,7 @@ class StylisedFacts:
     ``acf_abs[i]`` / ``acf_raw[i]`` are the autocorrelations of |r| / r at lag ``i + 1`` (lags
     are in units of ``return_interval`` steps). ``mean_spread_ticks`` and ``mean_volume`` are NaN
     where they do not apply (e.g. the S&P 500 reference). ``garch_persistence`` (alpha + beta of
-    a GARCH(1,1) fit) is filled in by ``marl_market.analysis``; it stays None in the core.
+    a GARCH(1,1) fit) is filled in by ``marl_market.lab.analysis``; it stays None in the core.
     """
 
     return_interval: int

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from marl_market.analysis import facts_with_garch
 from marl_market.core.facts import StylisedFacts, log_returns, mean_ci
 from marl_market.core.results import RunResult
 from marl_market.core.scenarios import Scenario
-from marl_market.experiments import (
+from marl_market.lab.analysis import facts_with_garch
+from marl_market.lab.experiments import (
     DEFAULT_RETURN_INTERVAL,
     ScenarioOutcome,
     facts_of,
@@ -37,9 +37,9 @@ from marl_market.experiments import (
     simulation_run_id,
     store_simulation,
 )
-from marl_market.records import ScenarioRequest, SimulateRequest, parse_config
-from marl_market.snapshots import BookSnapshots, simulate_with_snapshots
+from marl_market.lab.snapshots import BookSnapshots, simulate_with_snapshots
 from marl_market.store import RunStore, StoreError, code_version
+from marl_market.store.records import ScenarioRequest, SimulateRequest, parse_config
 
 Progress = Callable[[int, int], None]
 

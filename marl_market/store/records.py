@@ -11,6 +11,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from marl_market.core.config import MarketConfig, Population
+from marl_market.core.scenarios import SCENARIO_KINDS
 
 MIN_RETURNS = 20  # fewer sampled returns than this make the stylised facts meaningless
 
@@ -93,15 +94,7 @@ def validate_simulate(**options) -> SimulateRequest:
         raise InputError(one_line(error)) from None
 
 
-SCENARIO_CHOICES = (
-    "flash_crash",
-    "short_ban",
-    "tobin_tax",
-    "stress",
-    "drought",
-    "shock",
-    "compare",
-)
+SCENARIO_CHOICES = (*SCENARIO_KINDS, "compare")
 
 
 class ScenarioRequest(MarketRequest):

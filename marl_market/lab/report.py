@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 
 import plotly.graph_objects as go
 
-from marl_market import lab, plots
-from marl_market.analysis import facts_table, sp500_reference
+from marl_market import plots
 from marl_market.core.facts import acf_confidence_band
+from marl_market.lab import workbench
+from marl_market.lab.analysis import facts_table, sp500_reference
 from marl_market.store import RunStore, code_version
 
 REPORT_TEMPLATE = "plotly_white"
@@ -74,9 +75,9 @@ def build_report(store: RunStore, run_id: str, book: bool = True) -> str:
     """The HTML report of stored run ``run_id`` (``StoreError`` if there is none).
 
     With ``book``, a simulation or scenario run short enough to replay
-    (``lab.REPLAY_MAX_STEPS``) also gets its order-book heatmap, rebuilt by replaying it.
+    (``workbench.REPLAY_MAX_STEPS``) also gets its order-book heatmap, rebuilt by replaying it.
     """
-    run = lab.open_run(store, run_id)
+    run = workbench.open_run(store, run_id)
     row = run.row
     figure = _Figures()
     parts = [
@@ -96,10 +97,11 @@ def build_report(store: RunStore, run_id: str, book: bool = True) -> str:
             css="meta",
         ),
         "<p class='note'>Reopen it: <code>marlsim runs show "
-        f"{html.escape(run_id)}</code> or <code>{html.escape(lab.share(run_id)['sql'])}</code>"
+        f"{html.escape(run_id)}</code> or "
+        f"<code>{html.escape(workbench.share(run_id)['sql'])}</code>"
         "</p>",
     ]
-    facts = lab.run_facts(run)
+    facts = workbench.run_facts(run)
     if facts is not None:
         parts.append("<h2>Stylised facts beside the S&amp;P 500</h2>")
         parts.append(
@@ -130,7 +132,7 @@ def build_report(store: RunStore, run_id: str, book: bool = True) -> str:
             parts.append("<h2>Agents</h2>")
             parts.append(figure(plots.agents_figure(run.agent_steps, run.agents["kind"])))
         if facts is not None:
-            returns = lab.returns_of(run.asset_series("mid"), run.return_interval)
+            returns = workbench.returns_of(run.asset_series("mid"), run.return_interval)
             parts.append("<h2>Returns</h2>")
             parts.append(figure(plots.return_distribution_figure(returns)))
             parts.append(figure(plots.qq_figure(returns)))
@@ -168,9 +170,9 @@ def _summary_table(summary: dict) -> str:
     return _table(["metric", "scenario", "baseline", "difference", "95% CI"], rows)
 
 
-def _book_section(run: lab.StoredRun, figure: _Figures) -> str:
+def _book_section(run: workbench.StoredRun, figure: _Figures) -> str:
     try:
-        book = lab.replay_book(run)
+        book = workbench.replay_book(run)
     except ValueError as error:  # a compare run, a run too long to replay, or a changed model
         return f"<p class='note'>Order book not shown: {html.escape(str(error))}</p>"
     steps, prices, bids, asks = book.grid()

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
-from marl_market.analysis import facts_with_garch
 from marl_market.core.config import MarketConfig, config_to_dict
 from marl_market.core.facts import StylisedFacts
 from marl_market.core.market import simulate
@@ -25,6 +24,7 @@ from marl_market.core.scenarios import (
     run_with_baseline,
     summarise,
 )
+from marl_market.lab.analysis import facts_with_garch
 from marl_market.store import RunRecord, RunStore, code_version, make_run_id
 
 # Returns are sampled every 5 steps by default: long enough that the bid-ask bounce of a

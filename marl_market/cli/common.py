@@ -1,0 +1,77 @@
+"""What every ``marlsim`` command shares: the --db and --json options, the population options,
+one-line errors, JSON output and opening the run database."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from marl_market.core.numbers import finite_or_none
+from marl_market.store import (
+    DB_ENV,
+    RunStore,
+    StoreError,
+    check_readable,
+    check_writable,
+    default_db_path,
+)
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        help=f"DuckDB run database [default: ${DB_ENV} or data/marl_market.duckdb]",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+# The population, as every simulating command takes it.
+MakersOption = Annotated[int, typer.Option(help="Market makers.")]
+MomentumOption = Annotated[int, typer.Option(help="Momentum traders.")]
+ValueOption = Annotated[int, typer.Option(help="Value (fundamental) traders.")]
+NoiseOption = Annotated[int, typer.Option(help="Noise traders.")]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Exit with one clear line on stderr."""
+    print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def console(json_mode: bool) -> Console:
+    """Where human-readable output goes: stderr when stdout is reserved for JSON."""
+    return Console(stderr=json_mode, highlight=False)
+
+
+def emit_json(payload: dict) -> None:
+    """Print ``payload`` as the command's one JSON object (NaN and inf become null)."""
+    print(json.dumps(finite_or_none(payload), default=_json_default, allow_nan=False))
+
+
+def _json_default(value: object) -> object:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def open_store(db: Path | None, *, for_writing: bool) -> RunStore:
+    """The run database of ``--db`` (or the default), checked before any work is done.
+
+    A command that writes needs a path where a database can be created or written; one that
+    only reads needs an existing DuckDB file (a typo must not look like an empty database, and
+    nothing is created). Either way a bad path ends the command with one line and exit 2.
+    """
+    path = db if db is not None else default_db_path()
+    try:
+        path = check_writable(path) if for_writing else check_readable(path)
+    except StoreError as error:
+        fail(str(error))
+    return RunStore(path)

@@ -1,0 +1,213 @@
+"""``marlsim simulate`` and ``marlsim scenario``: run markets and interventions, store them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from marl_market.cli.common import (
+    DbOption,
+    JsonOption,
+    MakersOption,
+    MomentumOption,
+    NoiseOption,
+    ValueOption,
+    console,
+    emit_json,
+    fail,
+    open_store,
+)
+from marl_market.store.records import (
+    SCENARIO_CHOICES,
+    InputError,
+    validate_scenario,
+    validate_simulate,
+)
+
+app = typer.Typer()
+
+
+# ---------------------------------------------------------------------------------- simulate
+@app.command()
+def simulate(
+    steps: Annotated[int, typer.Option(help="Steps to simulate.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same run).")] = 42,
+    makers: MakersOption = 2,
+    momentum: MomentumOption = 4,
+    value: ValueOption = 3,
+    noise: NoiseOption = 4,
+    return_interval: Annotated[
+        int, typer.Option(help="Steps between sampled mid prices for returns.")
+    ] = 5,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Simulate the fixed-rule ecology and print its stylised facts beside the S&P 500's."""
+    from marl_market.lab.analysis import facts_table, sp500_reference
+    from marl_market.lab.experiments import run_simulation
+
+    try:
+        request = validate_simulate(
+            steps=steps,
+            seed=seed,
+            makers=makers,
+            momentum=momentum,
+            value=value,
+            noise=noise,
+            return_interval=return_interval,
+        )
+    except InputError as error:
+        fail(str(error))
+    store = open_store(db, for_writing=True)
+    out = console(json_out)
+    with Progress(
+        TextColumn("simulating"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} steps"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=request.steps < 20_000,
+    ) as bar:
+        task = bar.add_task("simulate", total=request.steps)
+        outcome = run_simulation(
+            request.to_config(),
+            request.seed,
+            request.return_interval,
+            store=store,
+            progress=lambda done, total: bar.update(task, completed=done),
+        )
+    reference = sp500_reference()
+    table = Table(
+        title=f"Stylised facts (seed {request.seed}, {request.steps:,} steps)",
+        caption="S&P 500: daily returns 1999-2018",
+    )
+    table.add_column("fact", no_wrap=True)
+    table.add_column("simulated", justify="right", no_wrap=True)
+    table.add_column("S&P 500", justify="right", no_wrap=True)
+    for row in facts_table(outcome.facts, reference):
+        table.add_row(*row)
+    out.print(table)
+    stored = "already stored, not recomputed" if outcome.cached else "stored"
+    out.print(f"run {outcome.run_id} ({stored}) in {store.path}")
+    if json_out:
+        emit_json(
+            {
+                "run_id": outcome.run_id,
+                "seed": request.seed,
+                "steps": request.steps,
+                "cached": outcome.cached,
+                "db": str(store.path),
+                "facts": outcome.facts.as_dict(),
+                "reference": {"sp500": reference.as_dict()},
+            }
+        )
+
+
+# ---------------------------------------------------------------------------------- scenario
+@app.command()
+def scenario(
+    kind: Annotated[
+        str,
+        typer.Option(help=" | ".join(SCENARIO_CHOICES)),
+    ] = "compare",
+    seed: Annotated[int, typer.Option(help="First seed.")] = 42,
+    seeds: Annotated[
+        int | None, typer.Option(help="Number of seeds [default: 20 for compare, else 1].")
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Steps per run.")] = 5_000,
+    pull_at: Annotated[
+        int | None, typer.Option(help="Intervention step (the makers' pull) [default: mid-run].")
+    ] = None,
+    return_at: Annotated[
+        int | None,
+        typer.Option(help="Step the makers return in a flash crash [default: pull + 500]."),
+    ] = None,
+    tax_bp: Annotated[float, typer.Option(help="Tobin tax in basis points of notional.")] = 10.0,
+    makers: MakersOption = 2,
+    momentum: MomentumOption = 4,
+    value: ValueOption = 3,
+    noise: NoiseOption = 4,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes [default: all cores].")
+    ] = None,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Run an intervention (or all of them) against a same-seed baseline, over many seeds."""
+    from marl_market.lab.experiments import resolve_scenario, run_scenarios
+
+    try:
+        request = validate_scenario(
+            kind=kind,
+            seed=seed,
+            seeds=seeds,
+            steps=steps,
+            pull_at=pull_at,
+            return_at=return_at,
+            tax_bp=tax_bp,
+            makers=makers,
+            momentum=momentum,
+            value=value,
+            noise=noise,
+            workers=workers,
+        )
+        scenarios = [
+            resolve_scenario(k, request.steps, request.pull_at, request.return_at, request.tax_bp)
+            for k in request.kinds
+        ]
+    except (InputError, ValueError) as error:
+        fail(str(error))
+    store = open_store(db, for_writing=True)
+    out = console(json_out)
+    with Progress(
+        TextColumn(f"{request.kind}: seeds"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("seeds", total=request.seeds)
+        outcome = run_scenarios(
+            request.to_config(),
+            scenarios,
+            request.seed_list,
+            store=store,
+            workers=request.workers,
+            progress=lambda done, total: bar.update(task, completed=done),
+        )
+    for name in outcome.kinds:
+        out.print(_scenario_table(name, outcome.summaries[name], len(outcome.seeds)))
+    if outcome.run_id:
+        out.print(f"compare stored as run {outcome.run_id} in {store.path}")
+    else:
+        for name, ids in outcome.run_ids.items():
+            out.print(f"{name} run(s) {', '.join(ids)} stored in {store.path}")
+    if json_out:
+        emit_json(outcome.as_dict())
+
+
+def _scenario_table(name: str, summary: dict, n_seeds: int) -> Table:
+    table = Table(title=f"{name} vs baseline ({n_seeds} seed(s), 95% CI of the difference)")
+    for column in ("metric", "scenario", "baseline", "difference [95% CI]", "expected sign"):
+        table.add_column(column)
+    for metric, s in summary.items():
+        if s["mean"] is None:
+            table.add_row(metric, "n/a", "n/a", "n/a", "")
+            continue
+        ci = "" if s["ci_low"] is None else f" [{s['ci_low']:.3g}, {s['ci_high']:.3g}]"
+        sign = "" if not s["documented"] else ("+" if s["expected_sign"] > 0 else "-")
+        share = f"{sign} on {s['sign_fraction']:.0%}" if sign else ""
+        table.add_row(
+            metric,
+            f"{s['mean']:.3g}",
+            f"{s['baseline_mean']:.3g}",
+            f"{s['diff_mean']:+.3g}{ci}",
+            share,
+        )
+    return table

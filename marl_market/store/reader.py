@@ -1,0 +1,96 @@
+"""Reading runs back: rows of ``runs`` (config and summary parsed) and a run's tables."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from marl_market.store.connection import Connection
+from marl_market.store.schema import DONE, RESULT_TABLES
+
+
+class Reader(Connection):
+    """Finding and loading finished runs (part of ``RunStore``)."""
+
+    def has_run(self, run_id: str) -> bool:
+        """Whether a finished run with this id is stored."""
+        return self.get_run(run_id) is not None
+
+    def get_run(self, run_id: str) -> dict | None:
+        """The ``runs`` row of a finished run, config and summary parsed; None if absent."""
+        rows = self._select_runs("WHERE status = ? AND run_id = ?", [DONE, run_id])
+        return rows[0] if rows else None
+
+    def list_runs(self, limit: int = 50, kind: str | None = None) -> list[dict]:
+        """Finished runs, newest first, optionally of one kind only."""
+        where, params = "WHERE status = ?", [DONE]
+        if kind is not None:
+            where += " AND kind = ?"
+            params.append(kind)
+        return self._select_runs(
+            f"{where} ORDER BY created_at DESC, run_id LIMIT ?", [*params, int(limit)]
+        )
+
+    def load_steps(self, run_id: str) -> dict[str, np.ndarray]:
+        """The per-step table of a run, as in ``RunResult.steps``."""
+        return self._load_table("steps", run_id)
+
+    def load_trades(self, run_id: str) -> dict[str, np.ndarray]:
+        """The trades of a run, in the order they happened."""
+        return self._load_table("trades", run_id)
+
+    def load_agents(self, run_id: str) -> dict[str, np.ndarray]:
+        """The end-of-run agent table of a run."""
+        return self._load_table("agents", run_id)
+
+    def load_agent_steps(self, run_id: str) -> dict[str, np.ndarray]:
+        """The sampled per-agent inventory and PnL of a run."""
+        return self._load_table("agent_steps", run_id)
+
+    def load_metrics(self, run_id: str) -> dict[str, float]:
+        """The metrics stored with a run, by name."""
+        with self._read() as con:
+            self._require_run(con, run_id)
+            rows = con.execute(
+                "SELECT name, value FROM metrics WHERE run_id = ? ORDER BY rowid", [run_id]
+            ).fetchall()
+        return {name: float(value) for name, value in rows}
+
+    def _select_runs(self, clause: str, params: list) -> list[dict]:
+        with self._read() as con:
+            if con is None:
+                return []
+            cursor = con.execute(f"SELECT * FROM runs {clause}", params)
+            columns = [d[0] for d in cursor.description]
+            rows = cursor.fetchall()
+        runs = []
+        for row in rows:
+            run = dict(zip(columns, row, strict=True))
+            for key in ("config", "summary"):
+                if run[key] is not None:
+                    run[key] = json.loads(run[key])
+            run["scenario"] = scenario_of(run)
+            runs.append(run)
+        return runs
+
+    def _load_table(self, table: str, run_id: str) -> dict[str, np.ndarray]:
+        columns = RESULT_TABLES[table]
+        with self._read() as con:
+            self._require_run(con, run_id)
+            # rowid order is insertion order: trades within a step keep their sequence.
+            data = con.execute(
+                f"SELECT {', '.join(columns)} FROM {table} WHERE run_id = ? ORDER BY rowid",
+                [run_id],
+            ).fetchnumpy()
+        return {name: np.asarray(data[name], dtype=dtype) for name, dtype in columns.items()}
+
+
+def scenario_of(run: dict) -> str | None:
+    """The scenario a run is about: its kind for a scenario run, all kinds for a comparison."""
+    config = run.get("config") or {}
+    if isinstance(config.get("scenario"), dict):
+        return config["scenario"].get("kind")
+    if isinstance(config.get("scenarios"), list):
+        return ",".join(str(s.get("kind")) for s in config["scenarios"] if isinstance(s, dict))
+    return None
