@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from streamlit.proto.Metric_pb2 import Metric
+from streamlit.runtime.forward_msg_queue import ForwardMsgQueue
 from streamlit.testing.v1 import AppTest
 
 from marl_market.core.config import MarketConfig
@@ -199,6 +200,26 @@ def test_with_no_return_set_the_makers_come_back_only_on_request(app):
     assert live.returned_at is None and 'Bring makers back"' in live.status()
     app.button(key="bring_back").click().run()
     assert live.returned_at == 3_000 and live.market.makers.active  # before its chunk
+
+
+def test_the_live_run_goes_past_20000_steps_and_sets_no_timer(app, monkeypatch):
+    timers = []
+    enqueue = ForwardMsgQueue.enqueue
+
+    def spy(queue, msg):
+        if msg.HasField("auto_rerun"):
+            timers.append(msg.auto_rerun.interval)
+        return enqueue(queue, msg)
+
+    monkeypatch.setattr(ForwardMsgQueue, "enqueue", spy)
+    app.sidebar.number_input(key="live_length").set_value(30_000).run()
+    live = app.session_state["live"]
+    assert live.length == 30_000
+    live.advance(19_900 - live.t)
+    app.button(key="advance").click().run()
+    app.button(key="advance").click().run()
+    assert [m.value for m in app.metric if m.label == "Step"] == ["20,300"]
+    assert not app.warning and timers == []  # an untouched page does nothing
 
 
 def test_rules_switch_on_live_and_are_marked_on_the_charts(app):
