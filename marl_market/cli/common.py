@@ -25,7 +25,7 @@ DbOption = Annotated[
     Path | None,
     typer.Option(
         "--db",
-        help=f"DuckDB run database [default: ${DB_ENV} or data/marl_market.duckdb]",
+        help=f"DuckDB run database (default: ${DB_ENV} or data/marl_market.duckdb)",
         show_default=False,
     ),
 ]

@@ -33,7 +33,8 @@ def runs_list(
         return
     table = Table(title=f"{len(rows)} run(s)")
     for column in ("run ID", "kind", "scenario", "seed", "steps", "created (UTC)", "code"):
-        table.add_column(column, no_wrap=column in ("run ID", "created (UTC)"))
+        # Fold rather than cut: on a narrow terminal every value still shows in full.
+        table.add_column(column, overflow="fold")
     for r in rows:
         table.add_row(
             r["run_id"],

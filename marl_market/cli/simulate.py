@@ -117,15 +117,16 @@ def scenario(
     ] = "compare",
     seed: Annotated[int, typer.Option(help="First seed.")] = 42,
     seeds: Annotated[
-        int | None, typer.Option(help="Number of seeds [default: 20 for compare, else 1].")
+        int | None, typer.Option(help="Number of seeds (default: 20 for compare, else 1).")
     ] = None,
     steps: Annotated[int, typer.Option(help="Steps per run.")] = 5_000,
     pull_at: Annotated[
-        int | None, typer.Option(help="Intervention step (the makers' pull) [default: mid-run].")
+        int | None,
+        typer.Option(help="Intervention step, e.g. the makers' pull (default: mid-run)."),
     ] = None,
     return_at: Annotated[
         int | None,
-        typer.Option(help="Step the makers return in a flash crash [default: pull + 500]."),
+        typer.Option(help="Step the makers return in a flash crash (default: pull + 500)."),
     ] = None,
     tax_bp: Annotated[float, typer.Option(help="Tobin tax in basis points of notional.")] = 10.0,
     makers: MakersOption = 2,
@@ -133,7 +134,7 @@ def scenario(
     value: ValueOption = 3,
     noise: NoiseOption = 4,
     workers: Annotated[
-        int | None, typer.Option(help="Worker processes [default: all cores].")
+        int | None, typer.Option(help="Worker processes (default: all cores).")
     ] = None,
     db: DbOption = None,
     json_out: JsonOption = False,

@@ -259,7 +259,12 @@ def run_scenarios(
             run_ids[scenario.kind].append(run_id)
             per_seed[scenario.kind].append({"seed": seed, **metrics})
             numeric = {k: v for k, v in metrics.items() if v is not None}
-            summary = {"kind": scenario.kind, "metrics": metrics, "baseline_run_id": base_id}
+            summary = {
+                "kind": scenario.kind,
+                "metrics": metrics,
+                "baseline_run_id": base_id,
+                "interventions": run.interventions,  # the stored config is the initial one
+            }
             records.append(
                 RunRecord(run_id, "scenario", seed, stored, run, numeric, summary, base_id)
             )

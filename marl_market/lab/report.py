@@ -36,13 +36,14 @@ pre { padding: 0.6rem; overflow-x: auto; font-size: 0.8rem; }
 """
 
 
-def _table(header: list[str], rows: list[list[object]], css: str = "") -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+def _table(header: list[str] | None, rows: list[list[object]], css: str = "") -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header or ())
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>" for row in rows
     )
     cls = f' class="{css}"' if css else ""
-    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    thead = f"<thead><tr>{head}</tr></thead>" if header else ""  # a key-value table has none
+    return f"<table{cls}>{thead}<tbody>{body}</tbody></table>"
 
 
 def _cell(value: object) -> str:
@@ -83,14 +84,15 @@ def build_report(store: RunStore, run_id: str, book: bool = True) -> str:
     parts = [
         f"<h1>marl-market run <code>{html.escape(run_id)}</code></h1>",
         _table(
-            ["", ""],
+            None,
             [
                 ["run ID", run_id],
                 ["kind", row["kind"]],
+                ["scenario", row.get("scenario")],
                 ["seed", row["seed"]],
                 ["steps", row["n_steps"]],
                 ["created (UTC)", str(row["created_at"])[:19]],
-                ["code version", row["code_version"]],
+                ["code version", _code_note(row["code_version"])],
                 ["baseline run", row.get("parent_run_id")],
                 ["database", str(store.path)],
             ],
@@ -182,3 +184,11 @@ def _book_section(run: workbench.StoredRun, figure: _Figures) -> str:
         + f"<p class='note'>Best {book.levels} levels per side every {book.every} steps, rebuilt "
         "by replaying the run and checked against its stored prices.</p>"
     )
+
+
+def _code_note(stored: str | None) -> str:
+    """The code version a run was made by, and whether that is the code running now."""
+    current = code_version()
+    if stored == current:
+        return f"{stored} (this code)"
+    return f"{stored} - made by different code than this ({current})"
