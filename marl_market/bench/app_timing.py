@@ -10,7 +10,9 @@ drawing), in a fresh temporary database:
 - Runs page, open by ID: typing a stored run's ID, with the run not yet cached and cached;
 - Scenarios page, live tick: one rerun of the live market (a chunk of 200 steps + charts).
 
-Usage: ``python benchmarks/bench_app.py [--repeat 5]``. Prints a table (medians).
+Usage: ``python -m marl_market.bench.app_timing [--repeat 5]`` from a source checkout (the app,
+``app.py``, lives next to the package). Prints a table (medians). Not part of ``marlsim bench``:
+it needs Streamlit's test harness and the checkout, and the command line imports neither.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 MARKET_TARGET_S = 1.5
 OPEN_TARGET_S = 1.0

@@ -21,8 +21,8 @@ from pathlib import Path
 from marl_market.bench.stream import Op
 
 DRIVERS = Path(__file__).resolve().parent / "drivers"
-ABIDES_DRIVER = DRIVERS / "abides_driver.py"
-PYMARKETSIM_DRIVER = DRIVERS / "pymarketsim_driver.py"
+DRIVER_FOR_ABIDES = DRIVERS / "abides_driver.py"
+DRIVER_FOR_PYMARKETSIM = DRIVERS / "pymarketsim_driver.py"
 CHECK_TIMEOUT_S = 300  # importing torch cold can take a while on a busy machine
 RUN_TIMEOUT_S = 1_800
 
@@ -71,7 +71,7 @@ def check_abides(root: Path, python: str) -> dict:
     for package in ("abides-core/abides_core", "abides-markets/abides_markets"):
         if not (root / package / "__init__.py").is_file():
             raise PeerOptionError(f"--abides {root}: not an ABIDES checkout (no {package}/ in it)")
-    command = [python, str(ABIDES_DRIVER), "check", "--abides", str(root)]
+    command = [python, str(DRIVER_FOR_ABIDES), "check", "--abides", str(root)]
     try:
         return _run_driver(command, CHECK_TIMEOUT_S, "ABIDES")
     except PeerRunError as error:
@@ -87,7 +87,7 @@ def check_pymarketsim(root: Path, python: str) -> dict:
         raise PeerOptionError(f"--pymarketsim {root}: no such directory")
     if not (root / "marketsim" / "__init__.py").is_file():
         raise PeerOptionError(f"--pymarketsim {root}: not a PyMarketSim checkout (no marketsim/)")
-    command = [python, str(PYMARKETSIM_DRIVER), "check", "--pymarketsim", str(root)]
+    command = [python, str(DRIVER_FOR_PYMARKETSIM), "check", "--pymarketsim", str(root)]
     try:
         return _run_driver(command, CHECK_TIMEOUT_S, "PyMarketSim")
     except PeerRunError as error:
@@ -103,14 +103,14 @@ def abides_book(root: Path, python: str, ops: list[Op], repeats: int = 1) -> dic
     with tempfile.TemporaryDirectory(prefix="marlsim-stream-") as tmp:
         stream = Path(tmp) / "stream.json"
         stream.write_text(json.dumps(ops))
-        command = [python, str(ABIDES_DRIVER), "book", "--abides", str(root)]
+        command = [python, str(DRIVER_FOR_ABIDES), "book", "--abides", str(root)]
         command += ["--stream", str(stream), "--repeats", str(repeats)]
         return _run_driver(command, RUN_TIMEOUT_S, "ABIDES order book")
 
 
 def abides_rmsc04(root: Path, python: str, end_time: str = "16:00:00", seed: int = 0) -> dict:
     """One rmsc04 day (09:30 to ``end_time``) as ABIDES ships it; book events per second."""
-    command = [python, str(ABIDES_DRIVER), "rmsc04", "--abides", str(root)]
+    command = [python, str(DRIVER_FOR_ABIDES), "rmsc04", "--abides", str(root)]
     command += ["--end-time", end_time, "--seed", str(seed)]
     return _run_driver(command, RUN_TIMEOUT_S, "ABIDES rmsc04")
 
@@ -119,6 +119,6 @@ def pymarketsim_zi(
     root: Path, python: str, agents: int = 500, steps: int = 50_000, seed: int = 0
 ) -> dict:
     """PyMarketSim's sampled-arrival zero-intelligence crowd; book events per second."""
-    command = [python, str(PYMARKETSIM_DRIVER), "zi", "--pymarketsim", str(root)]
+    command = [python, str(DRIVER_FOR_PYMARKETSIM), "zi", "--pymarketsim", str(root)]
     command += ["--agents", str(agents), "--steps", str(steps), "--seed", str(seed)]
     return _run_driver(command, RUN_TIMEOUT_S, "PyMarketSim zero-intelligence crowd")
