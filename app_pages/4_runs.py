@@ -1,5 +1,6 @@
-"""Runs: every stored run, opened by its ID or a shared link (``?run_id=ID``), exported to
-Parquet or an HTML report, and queried with read-only SQL."""
+"""Runs: every stored run, opened by its ID or a shared link (``?run_id=ID``), verified by
+re-running it, exported (DuckDB file, Parquet, HTML report), imported from a colleague's
+export, and queried with read-only SQL."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from app_pages import _common as ui
 from marl_market import plots
 from marl_market.core.facts import StylisedFacts, acf_confidence_band
 from marl_market.lab import report, workbench
-from marl_market.store import QueryRefused, RunStore, StoreError
+from marl_market.lab.verify import verify_run
+from marl_market.store import QueryRefused, RunStore, StoreError, code_version
 
 KINDS = ["all", "simulate", "scenario", "baseline", "compare"]
 DEFAULT_SQL = "SELECT kind, count(*) AS runs, max(created_at) AS newest FROM runs GROUP BY kind"
@@ -39,6 +41,11 @@ def parquet_zip(db: str, run_id: str) -> bytes:
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
+def duckdb_file(db: str, run_id: str) -> bytes:
+    return workbench.export_duckdb(RunStore(db), [run_id])
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
 def replayed_book(db: str, run_id: str) -> workbench.BookSnapshots:
     return workbench.replay_book(ui.open_run(db, run_id))
 
@@ -58,8 +65,22 @@ def show_run(db: str, run_id: str) -> None:
     st.markdown(
         f"**{row['kind']}** - seed {seed}, {steps} steps, stored {str(row['created_at'])[:19]} "
         f"UTC by code version {row['code_version']}."
+        + (f" Scenario: {row['scenario']}." if row.get("scenario") else "")
         + (f" Baseline: [`{parent}`]({ui.run_link(parent)})." if parent else "")
     )
+    if row["code_version"] != code_version():
+        st.warning(
+            f"This run was made by different code ({row['code_version']}; this app runs "
+            f"{code_version()}). **Verify** re-runs it to see whether it still reproduces."
+        )
+    if st.button("Verify: re-run it and compare every row", key="verify_run"):
+        try:
+            with st.spinner("Re-running the run from its stored config and seed..."):
+                verdict = verify_run(RunStore(db), run_id)
+        except StoreError as error:
+            st.error(str(error))
+        else:
+            (st.success if verdict.identical else st.error)(verdict.verdict())
 
     shared = workbench.share(run_id)
     st.markdown(
@@ -69,7 +90,17 @@ def show_run(db: str, run_id: str) -> None:
     )
     st.code(shared["sql"], language="sql")
     st.code(f"{shared['cli']}\n{shared['report']}", language="bash")
-    downloads = st.columns([1, 1, 3])
+    downloads = st.columns([1, 1, 1, 2])
+    downloads[2].download_button(
+        "Download DuckDB file",
+        data=functools.partial(duckdb_file, db, run_id),
+        file_name=f"run_{run_id}.duckdb",
+        mime="application/octet-stream",
+        key="download_duckdb",
+        on_click="ignore",
+        help="The run with all its rows; a colleague imports it with `marlsim runs import` "
+        "or on this page.",
+    )
     downloads[0].download_button(
         "Download Parquet (zip)",
         data=functools.partial(parquet_zip, db, run_id),  # built when clicked
@@ -188,8 +219,10 @@ if listed:
                 "run_id": r["run_id"],
                 "kind": r["kind"],
                 "seed": r["seed"],
+                "scenario": r["scenario"],
                 "steps": r["n_steps"],
                 "created (UTC)": str(r["created_at"])[:19],
+                "code version": r["code_version"],
                 "parent": r["parent_run_id"],
             }
             for r in listed
@@ -220,6 +253,24 @@ if run_id:
     show_run(db, run_id)
 elif "run_id" in st.query_params:
     del st.query_params["run_id"]
+
+# ------------------------------------------------------------------------------ import
+with st.expander("Import runs from a colleague's export"):
+    upload = st.file_uploader(
+        "A DuckDB file from `marlsim runs export` or the download above",
+        type=["duckdb"],
+        key="import_file",
+    )
+    if upload is not None and st.button("Import", key="import_runs"):
+        try:
+            outcome = workbench.import_duckdb(store, upload.getvalue())
+        except StoreError as error:
+            st.error(str(error))
+        else:
+            st.success(
+                f"Imported {len(outcome['imported'])} run(s); skipped "
+                f"{len(outcome['skipped'])} already stored with the same contents."
+            )
 
 # ------------------------------------------------------------------------------ SQL
 st.header("SQL")

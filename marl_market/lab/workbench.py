@@ -276,11 +276,27 @@ def export_zip(store: RunStore, run_id: str) -> bytes:
     return buffer.getvalue()
 
 
+def export_duckdb(store: RunStore, run_ids: list[str]) -> bytes:
+    """The runs as a DuckDB file's bytes, as ``marlsim runs export`` writes it."""
+    with tempfile.TemporaryDirectory(prefix="marl_market-export-") as tmp:
+        return store.export_runs(run_ids, Path(tmp) / "runs.duckdb").read_bytes()
+
+
+def import_duckdb(store: RunStore, data: bytes) -> dict[str, list[str]]:
+    """Merge an exported DuckDB file (its bytes, e.g. an upload) as ``marlsim runs import``."""
+    with tempfile.TemporaryDirectory(prefix="marl_market-import-") as tmp:
+        path = Path(tmp) / "upload.duckdb"
+        path.write_bytes(data)
+        return store.import_runs(path)
+
+
 def share(run_id: str) -> dict[str, str]:
     """How someone else reopens the run: SQL, the CLI command and the app's query string."""
     return {
         "sql": f"SELECT * FROM steps WHERE run_id = '{run_id}' ORDER BY step",
         "cli": f"marlsim runs show {run_id}",
+        "verify": f"marlsim runs verify {run_id}",
+        "export": f"marlsim runs export {run_id} --to run_{run_id}.duckdb",
         "report": f"marlsim report {run_id} --out run_{run_id}.html",
         "query_string": f"?run_id={run_id}",
     }
