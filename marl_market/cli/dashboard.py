@@ -53,6 +53,8 @@ def dashboard(
     command = [
         sys.executable, "-m", "streamlit", "run", str(script),
         "--server.address", host, "--server.port", str(port),
+        # As .streamlit/config.toml says: the default watcher spins a core with a tab open.
+        "--server.fileWatcherType", "poll",
     ]  # fmt: skip
     if headless:
         command += ["--server.headless", "true"]
