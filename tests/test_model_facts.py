@@ -46,7 +46,8 @@ def test_default_population_shows_the_stylised_facts(default_facts, seed):
 
 def test_returns_are_nearly_uncorrelated_across_seeds(default_facts):
     # One seed's raw ACF(1) from 2,000 fat-tailed returns scatters by about +-0.1 around the
-    # model's value (python -m marl_market.bench.model_targets reports the spread); the centre is the claim.
+    # model's value (`python -m marl_market.bench.model_targets` reports the spread); the centre
+    # is the claim.
     raw = [default_facts[seed].acf_raw[0] for seed in SEEDS]
     assert abs(np.mean(raw)) < 0.1, raw
     assert max(abs(r) for r in raw) < 0.2, raw
