@@ -12,6 +12,7 @@ import pytest
 
 from marl_market.core.config import MarketConfig, Population, Rules
 from marl_market.core.market import Market, simulate
+from marl_market.core.recorder import CHUNK_ROWS
 
 SHORT = MarketConfig(steps=2_000)
 
@@ -244,3 +245,21 @@ def test_the_record_is_kept_in_compact_numpy_chunks():
         assert len(columns.rows) < CHUNK_ROWS
         assert all(isinstance(chunk, np.ndarray) for chunk in columns.chunks)
     assert len(market._steps.chunks) == 2 and market._trades.chunks[0].dtype == np.int32
+
+
+def test_an_unrecorded_market_plays_the_same_market_in_flat_memory():
+    config = MarketConfig(steps=30_000)
+    recorded, bare = Market(config, 42), Market(config, 42, record=False)
+    recorded.advance(30_000)
+    bare.advance(30_000)
+    # The same market: books, accounts and quotes agree after 30,000 steps.
+    assert bare.cash == recorded.cash and bare.inventory == recorded.inventory
+    assert [b.best_bid() for b in bare.books] == [b.best_bid() for b in recorded.books]
+    assert len(recorded._steps) == 30_000
+    # ...but the unrecorded one holds at most one unflushed chunk of rows, whatever the length.
+    for columns in (bare._steps, bare._trades, bare._agent_samples):
+        assert columns.chunks == [] and len(columns.rows) <= CHUNK_ROWS
+    with pytest.raises(RuntimeError, match="no record"):
+        bare.result()
+    with pytest.raises(RuntimeError, match="no record"):
+        Market(config, 42, record=False).run()

@@ -1,6 +1,7 @@
 """Child process of the bench's memory workload: one default run, then its own peak RSS.
 
-``python -m marl_market.bench.rss --steps 1000000 [--seed 42]`` prints one JSON object:
+``python -m marl_market.bench.rss --steps 1000000 [--seed 42] [--no-record]`` prints one JSON
+object (``--no-record``: the market keeps no history, as an environment plays it):
 ``steps``, ``seconds`` (the run alone), ``peak_rss_mb`` (this whole process's high-water mark,
 from ``getrusage``; Linux reports it in KiB) and the same from ``/proc/self/status`` (VmHWM)
 where that exists.
@@ -34,14 +35,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
-    market = Market(MarketConfig(steps=args.steps), args.seed)
+    market = Market(MarketConfig(steps=args.steps), args.seed, record=not args.no_record)
     started = time.perf_counter()
-    market.run()
+    if args.no_record:
+        market.advance(args.steps)
+    else:
+        market.run()  # the record and its RunResult, as a stored run needs
     seconds = time.perf_counter() - started
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     report = {
         "steps": args.steps,
+        "recorded": not args.no_record,
         "seconds": seconds,
         "peak_rss_mb": peak_kib * 1024 / 1e6,
         "vm_hwm_mb": vm_hwm_mb(),

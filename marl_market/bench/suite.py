@@ -222,8 +222,11 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = lambda _line: 
         log(f"memory: a default {rss_steps:,}-step run in a child process")
         rss = workloads.peak_rss(rss_steps, seed)
         result["rss"] = rss
+        log(f"memory: the same {rss_steps:,} steps unrecorded (as an environment plays them)")
+        result["rss_unrecorded"] = bare = workloads.peak_rss(rss_steps, seed, record=False)
         if rss_steps == RSS_STEPS:
             result["peak_rss_mb_1m_steps"] = rss["peak_rss_mb"]
+            result["peak_rss_mb_1m_steps_unrecorded"] = bare["peak_rss_mb"]
         else:
             result["notes"].append(f"memory run was {rss_steps:,} steps, not 1,000,000")
 

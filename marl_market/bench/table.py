@@ -84,6 +84,16 @@ def format_table(result: dict) -> str:
             "",
         )
     )
+    bare = result.get("peak_rss_mb_1m_steps_unrecorded")
+    if bare is not None:
+        rows.append(
+            (
+                "peak RSS, same run unrecorded (record=False)",
+                f"{bare:,.0f} MB",
+                f"{result['rss_unrecorded']['seconds']:.0f} s",
+                "",
+            )
+        )
     rows.extend(_peer_rows(result.get("peers", {})))
     widths = [max(len(row[i]) for row in rows + [_HEADER]) for i in range(4)]
     for row in [_HEADER, *rows]:

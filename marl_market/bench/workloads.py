@@ -104,10 +104,13 @@ def compare_wall(seeds: int = 20, steps: int = 5_000, workers: int | None = None
     }
 
 
-def peak_rss(steps: int = 1_000_000, seed: int = 42, timeout: float = 1_800) -> dict:
-    """Peak resident memory of a default ``steps``-step run, measured in a child process."""
+def peak_rss(
+    steps: int = 1_000_000, seed: int = 42, timeout: float = 1_800, record: bool = True
+) -> dict:
+    """Peak resident memory of a default ``steps``-step run, measured in a child process
+    (``record=False``: a market that keeps no history)."""
     command = [sys.executable, "-m", "marl_market.bench.rss", "--steps", str(steps)]
-    command += ["--seed", str(seed)]
+    command += ["--seed", str(seed)] + ([] if record else ["--no-record"])
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]

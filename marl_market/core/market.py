@@ -73,10 +73,12 @@ class Market:
 
     ``Market(config, seed)`` builds the books, the agents and the fundamentals; ``run()`` plays
     ``config.steps`` steps and returns a ``RunResult``; ``step()`` plays one. Scenarios schedule
-    interventions with ``at(step, action)`` or call ``pull_market_makers()`` directly.
+    interventions with ``at(step, action)`` or call ``pull_market_makers()`` directly. With
+    ``record=False`` the market keeps no history (memory flat in the step count) and has no
+    ``result()``: for callers that read the market as it stands, such as an environment.
     """
 
-    def __init__(self, config: MarketConfig, seed: int):
+    def __init__(self, config: MarketConfig, seed: int, record: bool = True):
         if config.steps <= 0:
             raise ValueError(f"steps must be positive, got {config.steps}")
         if config.n_assets <= 0:
@@ -164,10 +166,11 @@ class Market:
         # entry 0 the start) lives at ``i % len(ring)``.
         ring = config.momentum.lookback_max + 1
         self._log_mid_ring = [[log_p0] * ring for _ in range(n_assets)]
-        self._steps = Columns(len(_RECORDED), np.float64)  # one row per (step, asset)
+        self.record = record
+        self._steps = Columns(len(_RECORDED), np.float64, record)  # one row per (step, asset)
         # int32 while recorded (ticks, shares, ids and steps all fit), int64 in the result.
-        self._trades = Columns(len(TRADE_COLUMNS), np.int32)
-        self._agent_samples = Columns(3, np.float64)  # (step, inventory, pnl) per agent
+        self._trades = Columns(len(TRADE_COLUMNS), np.int32, record)
+        self._agent_samples = Columns(3, np.float64, record)  # (step, inventory, pnl) per agent
         self._volume = [0] * n_assets
         self._n_trades = [0] * n_assets
 
@@ -302,7 +305,9 @@ class Market:
         return copy.deepcopy(self)
 
     def run(self, progress: Callable[[int, int], None] | None = None) -> RunResult:
-        """Play all remaining steps and return the run's record."""
+        """Play all remaining steps and return the run's record (``advance`` plays without)."""
+        if not self.record:
+            raise RuntimeError("this market keeps no record: play it with advance()")
         self.advance(self.config.steps, progress)
         return self.result()
 
@@ -584,6 +589,8 @@ class Market:
         A live view reads each chunk with this as it is played, at a cost in the chunk's
         length, instead of rebuilding the whole record with ``result()``.
         """
+        if not self.record:
+            raise RuntimeError("this market keeps no record: build it with record=True")
         start = max(0, min(start, self.t))
         n_assets = self.config.n_assets
         steps = {

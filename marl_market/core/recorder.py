@@ -20,9 +20,12 @@ class Columns:
     then (the market does once a step).
     """
 
-    def __init__(self, width: int, dtype: type):
+    def __init__(self, width: int, dtype: type, keep: bool = True):
         self.width = width
         self.dtype = dtype
+        # keep=False: rows are dropped at every flush, so memory stays flat however long the
+        # run (a market played for what it does, e.g. a learning environment, not its record).
+        self.keep = keep
         self.rows: list[tuple] = []
         self.chunks: list[np.ndarray] = []
         self.n_chunked = 0
@@ -35,6 +38,9 @@ class Columns:
             self._flush()
 
     def _flush(self) -> None:
+        if not self.keep:
+            self.rows = []
+            return
         if self.rows:
             chunk = np.array(self.rows, dtype=self.dtype).reshape(-1, self.width)
             self.chunks.append(chunk)
@@ -66,7 +72,7 @@ class Columns:
         return out
 
     def __deepcopy__(self, memo: dict) -> Columns:
-        new = Columns(self.width, self.dtype)
+        new = Columns(self.width, self.dtype, self.keep)
         new.rows = list(self.rows)  # rows are tuples of numbers: immutable
         new.chunks = list(self.chunks)  # shared: a chunk is never written after it is made
         new.n_chunked = self.n_chunked
