@@ -17,6 +17,7 @@ from arch import arch_model
 from arch.utility.exceptions import ConvergenceWarning, StartingValueWarning
 
 from marl_market.core.facts import StylisedFacts, compute_facts, facts_from_returns, log_returns
+from marl_market.core.numbers import fmt
 
 #: Returns are rescaled to this standard deviation before fitting: arch's optimiser is tuned
 #: for data with a variance between about 1 and 1000 (it warns outside 0.1 - 10000).
@@ -88,12 +89,6 @@ def sp500_reference(max_lag: int = 50) -> StylisedFacts:
     return copy.deepcopy(_sp500_reference(int(max_lag)))
 
 
-def _fmt(value: float | None, digits: int) -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{value:.{digits}f}"
-
-
 def _lag(values: list[float], lag: int) -> float | None:
     return values[lag - 1] if 1 <= lag <= len(values) else None
 
@@ -112,4 +107,6 @@ def facts_table(sim: StylisedFacts, ref: StylisedFacts) -> list[tuple[str, str, 
         ("Mean spread (ticks)", sim.mean_spread_ticks, ref.mean_spread_ticks, 2),
         ("Mean volume (per step)", sim.mean_volume, ref.mean_volume, 1),
     ]
-    return [(name, _fmt(s, d), _fmt(r, d)) for name, s, r, d in rows]
+    return [
+        (name, fmt(s, f"{{:.{d}f}}", "n/a"), fmt(r, f"{{:.{d}f}}", "n/a")) for name, s, r, d in rows
+    ]

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from datetime import UTC, datetime
 
 import plotly.graph_objects as go
 
 from marl_market import plots
 from marl_market.core.facts import acf_confidence_band
+from marl_market.core.numbers import fmt
 from marl_market.lab import workbench
 from marl_market.lab.analysis import facts_table, sp500_reference
 from marl_market.store import RunStore, code_version
@@ -47,10 +47,8 @@ def _table(header: list[str] | None, rows: list[list[object]], css: str = "") ->
 
 
 def _cell(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return "-" if not math.isfinite(value) else f"{value:.4g}"
+    if value is None or isinstance(value, float):
+        return fmt(value, "{:.4g}")
     return str(value)
 
 
