@@ -220,6 +220,7 @@ if listed:
                 "kind": r["kind"],
                 "seed": r["seed"],
                 "scenario": r["scenario"],
+                "agents (makers/momentum/value/noise)": r["population"],
                 "steps": r["n_steps"],
                 "created (UTC)": str(r["created_at"])[:19],
                 "code version": r["code_version"],

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
 from marl_market.cli.common import DbOption, JsonOption, console, emit_json, fail, open_store
@@ -16,7 +17,9 @@ from marl_market.store import QueryRefused, StoreError, code_version
 app = typer.Typer(help="List, show, query, export, import and verify stored runs.")
 
 # What a list shows of every run, so runs can be told apart.
-LIST_COLUMNS = ("run_id", "kind", "scenario", "seed", "n_steps", "created_at", "code_version")
+LIST_COLUMNS = (
+    "run_id", "kind", "scenario", "population", "seed", "n_steps", "created_at", "code_version",
+)  # fmt: skip
 
 
 @app.command("list")
@@ -26,13 +29,17 @@ def runs_list(
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """List stored runs, newest first: kind, scenario, seed, steps, created, code version."""
+    """List stored runs, newest first: kind, scenario, agents, seed, steps, created, code."""
     rows = _read(lambda store: store.list_runs(limit=limit, kind=kind), db)
     if json_out:
         emit_json({"runs": [{k: r.get(k) for k in (*LIST_COLUMNS, "status")} for r in rows]})
         return
-    table = Table(title=f"{len(rows)} run(s)")
-    for column in ("run ID", "kind", "scenario", "seed", "steps", "created (UTC)", "code"):
+    table = Table(
+        title=f"{len(rows)} run(s)",
+        caption="agents: makers/momentum/value/noise; created in UTC",
+        box=box.SIMPLE_HEAD,
+    )
+    for column in ("run ID", "kind", "scenario", "agents", "seed", "steps", "created", "code"):
         # Fold rather than cut: on a narrow terminal every value still shows in full.
         table.add_column(column, overflow="fold")
     for r in rows:
@@ -40,9 +47,10 @@ def runs_list(
             r["run_id"],
             r["kind"],
             r["scenario"] or "",
+            r["population"] or "",
             _blank(r["seed"]),
             _blank(r["n_steps"]),
-            str(r["created_at"])[:19],
+            str(r["created_at"])[:16],
             r["code_version"] or "",
         )
     console(False).print(table)

@@ -71,6 +71,7 @@ class Reader(Connection):
                 if run[key] is not None:
                     run[key] = json.loads(run[key])
             run["scenario"] = scenario_of(run)
+            run["population"] = population_of(run)
             runs.append(run)
         return runs
 
@@ -84,6 +85,20 @@ class Reader(Connection):
                 [run_id],
             ).fetchnumpy()
         return {name: np.asarray(data[name], dtype=dtype) for name, dtype in columns.items()}
+
+
+POPULATION_ORDER = ("makers", "momentum", "value", "noise")
+
+
+def population_of(run: dict) -> str | None:
+    """The run's agents as ``makers/momentum/value/noise`` (``+N zi`` if any), e.g. ``2/4/3/4``."""
+    market = (run.get("config") or {}).get("market")
+    population = market.get("population") if isinstance(market, dict) else None
+    if not isinstance(population, dict):
+        return None
+    text = "/".join(str(population.get(kind, 0)) for kind in POPULATION_ORDER)
+    zi = population.get("zi", 0)
+    return f"{text} +{zi} zi" if zi else text
 
 
 def scenario_of(run: dict) -> str | None:
