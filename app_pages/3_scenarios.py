@@ -18,7 +18,7 @@ import streamlit as st
 from app_pages import _common as ui
 from marl_market import plots
 from marl_market.core.config import MarketConfig
-from marl_market.core.live import CHART_WINDOW, CHUNK, LiveMarket
+from marl_market.core.live import CHART_WINDOW, CHUNK, GAUGE_WIDTHS, LiveMarket
 from marl_market.core.scenarios import SCENARIO_KINDS
 from marl_market.lab import workbench
 from marl_market.store import StoreError
@@ -169,7 +169,7 @@ def live_panel() -> None:
             st.rerun(scope="app")  # re-registers this fragment without its timer
         st.info(f"The live run has played all its {live.length:,} steps: restart it to go on.")
 
-    for column, gauge in zip(st.columns(5), live.gauges(), strict=True):
+    for column, gauge in zip(st.columns(GAUGE_WIDTHS), live.gauges(), strict=True):
         column.metric(**gauge.kwargs())
     st.caption(
         live.status()

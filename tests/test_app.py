@@ -221,13 +221,13 @@ def test_recovery_is_shown_only_once_the_scenario_measure_says_so(db):
         reported = measure(run, scenario)["recovery_steps"]
         shown.append(recovery_shown(at))
         if reported is None:
-            assert shown[-1] == "not recovered yet"
+            assert shown[-1] == "not yet"
         else:
             assert shown[-1] == f"after {reported:,} steps"
             break
         at.run()
         assert len(shown) < 30
-    assert shown[0] == "not recovered yet" and live.returned_at == live.pulled_at + 300
+    assert shown[0] == "not yet" and live.returned_at == live.pulled_at + 300
 
 
 def test_the_makers_stay_away_as_long_as_the_user_says(db):
@@ -237,7 +237,7 @@ def test_the_makers_stay_away_as_long_as_the_user_says(db):
         at.run()
     live = at.session_state["live_run"]
     assert live.returned_at is None and not live.market.makers.active
-    assert recovery_shown(at) == "not recovered yet"
+    assert recovery_shown(at) == "not yet"
     at.button(key="return_market_makers").click().run()
     assert live.returned_at is not None and live.market.makers.active
     assert any("makers back" in json.dumps(spec) for spec in charts(at))

@@ -180,7 +180,7 @@ def test_the_makers_return_when_the_user_says_and_recovery_waits_for_the_measure
         app.button(key="advance").click().run()
         assert len(shown) < 30
     assert live.returned_at == live.pulled_at + 400
-    assert set(shown) == {"not recovered yet"}
+    assert set(shown) == {"not yet"}
     # What the flash-crash scenario reports for the same seed, pull and return.
     scenario = Scenario("flash_crash", start_at=live.pulled_at, end_at=live.returned_at)
     scenario = scenario.resolved(live.t)

@@ -153,13 +153,13 @@ def test_recovery_shows_only_once_the_spread_held_within_tolerance():
     live = start(return_after=None)
     live.advance()
     live.pull()
-    assert gauge(live, "Spread recovery").value == "not recovered yet"
+    assert gauge(live, "Spread recovery").value == "not yet"
     live.advance(1_000)
     assert live.recovery_steps() is None  # makers away: the spread stays wide
     live.bring_back()
     checked = []
     while live.recovery_steps() is None:
-        assert gauge(live, "Spread recovery").value == "not recovered yet" and not live.full
+        assert gauge(live, "Spread recovery").value == "not yet" and not live.full
         live.advance(10)
         checked.append(live.t)
     recovery = live.recovery_steps()

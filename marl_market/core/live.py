@@ -38,6 +38,9 @@ from marl_market.core.scenarios import (
 
 CHUNK = 200  # steps one advance() plays (one timer tick or click of the pages)
 CHART_WINDOW = 2_000  # latest steps whose full step table is kept for the charts
+# Relative widths of the gauges' columns (``LiveMarket.gauges`` order): the spread's delta text
+# says which way is good and needs the room.
+GAUGE_WIDTHS = (0.8, 2.0, 1.1, 1.0, 1.3)
 SERIES = ("spread", "mid", "volume")  # kept for every step (asset 0)
 
 
@@ -256,7 +259,7 @@ class LiveMarket:
         if not pulled:
             recovered = "-"
         elif recovery is None:
-            recovered = "not recovered yet"
+            recovered = "not yet"
         else:
             recovered = f"after {recovery:,} steps"
         since = "the makers' return" if self.returned_at is not None else "the pull"

@@ -23,7 +23,7 @@ import streamlit as st
 
 from marl_market.core.config import MarketConfig, Population
 from marl_market.core.facts import acf_confidence_band, compute_facts
-from marl_market.core.live import CHART_WINDOW, CHUNK, LiveMarket
+from marl_market.core.live import CHART_WINDOW, CHUNK, GAUGE_WIDTHS, LiveMarket
 from marl_market.core.numbers import fmt
 from marl_market.core.scenarios import (
     SCENARIO_KINDS,
@@ -189,7 +189,7 @@ buttons[3].button("Restart the run", key="restart", on_click=request_restart)
 buttons[4].markdown(live.status())
 if live.full:
     st.warning(f"The live run has played all its {live.length:,} steps: restart it to go on.")
-for column, gauge in zip(st.columns(5), live.gauges(), strict=True):
+for column, gauge in zip(st.columns(GAUGE_WIDTHS), live.gauges(), strict=True):
     column.metric(**gauge.kwargs())
 
 window, events = live.recent_steps(), live.recent_events()
