@@ -125,6 +125,8 @@ def test_run_lists_tell_runs_apart(stored):
         assert row["seed"] is not None and row["n_steps"] == 1500 or row["kind"] == "simulate"
         assert row["code_version"] == code_version()
     assert {r["scenario"] for r in by_kind["scenario"]} == {"flash_crash"}
+    shown = marlsim("runs", "show", crash["run_ids"]["flash_crash"][0], "--db", str(db)).stdout
+    assert "scenario: flash_crash" in shown and "intervention at step 750" in shown
     table = marlsim("runs", "list", "--db", str(db), columns=140).stdout
     assert "flash_crash" in table and "scenario" in table and "1,500" in table
     assert code_version() in table
@@ -139,8 +141,14 @@ def test_a_comparison_row_has_its_steps(tmp_path):
         "--db", str(db), "--json",
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    compare = RunStore(db).get_run(json.loads(out.stdout)["run_id"])
+    compare_id = json.loads(out.stdout)["run_id"]
+    compare = RunStore(db).get_run(compare_id)
     assert compare["n_steps"] == 1200 and "flash_crash" in compare["scenario"]
+    assert compare["seeds"] == "42-43 (2)"
+    table = marlsim("runs", "list", "--db", str(db), columns=80).stdout
+    assert compare_id in table and "42-43" in table  # the run ID whole, never wrapped
+    shown = marlsim("runs", "show", compare_id, "--db", str(db)).stdout
+    assert "flash_crash vs baseline" in shown and "metrics" not in shown.split("{")[0]
 
 
 def test_report_files_get_the_users_normal_mode(stored, tmp_path):

@@ -10,6 +10,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from marl_market.core.numbers import finite_or_none
 from marl_market.store import (
@@ -75,3 +76,25 @@ def open_store(db: Path | None, *, for_writing: bool) -> RunStore:
     except StoreError as error:
         fail(str(error))
     return RunStore(path)
+
+
+def scenario_table(name: str, summary: dict, n_seeds: int) -> Table:
+    """A scenario's comparison with its baseline: per metric, means and the paired 95% CI."""
+    table = Table(title=f"{name} vs baseline ({n_seeds} seed(s), 95% CI of the difference)")
+    for column in ("metric", "scenario", "baseline", "difference [95% CI]", "expected sign"):
+        table.add_column(column)
+    for metric, s in summary.items():
+        if s["mean"] is None:
+            table.add_row(metric, "n/a", "n/a", "n/a", "")
+            continue
+        ci = "" if s["ci_low"] is None else f" [{s['ci_low']:.3g}, {s['ci_high']:.3g}]"
+        sign = "" if not s["documented"] else ("+" if s["expected_sign"] > 0 else "-")
+        share = f"{sign} on {s['sign_fraction']:.0%}" if sign else ""
+        table.add_row(
+            metric,
+            f"{s['mean']:.3g}",
+            f"{s['baseline_mean']:.3g}",
+            f"{s['diff_mean']:+.3g}{ci}",
+            share,
+        )
+    return table

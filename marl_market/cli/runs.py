@@ -11,14 +11,23 @@ import typer
 from rich import box
 from rich.table import Table
 
-from marl_market.cli.common import DbOption, JsonOption, console, emit_json, fail, open_store
+from marl_market.cli.common import (
+    DbOption,
+    JsonOption,
+    console,
+    emit_json,
+    fail,
+    open_store,
+    scenario_table,
+)
 from marl_market.store import QueryRefused, StoreError, code_version
 
 app = typer.Typer(help="List, show, query, export, import and verify stored runs.")
 
 # What a list shows of every run, so runs can be told apart.
 LIST_COLUMNS = (
-    "run_id", "kind", "scenario", "population", "seed", "n_steps", "created_at", "code_version",
+    "run_id", "kind", "scenario", "population", "seed", "seeds", "n_steps", "created_at",
+    "code_version",
 )  # fmt: skip
 
 
@@ -40,15 +49,16 @@ def runs_list(
         box=box.SIMPLE_HEAD,
     )
     for column in ("run ID", "kind", "scenario", "agents", "seed", "steps", "created", "code"):
-        # Fold rather than cut: on a narrow terminal every value still shows in full.
-        table.add_column(column, overflow="fold")
+        # Fold rather than cut, so every value shows in full; a run ID never wraps (it is
+        # copied whole).
+        table.add_column(column, overflow="fold", no_wrap=column == "run ID")
     for r in rows:
         table.add_row(
             r["run_id"],
             r["kind"],
             r["scenario"] or "",
             r["population"] or "",
-            _blank(r["seed"]),
+            r["seeds"] or "",
             _blank(r["n_steps"]),
             str(r["created_at"])[:16],
             r["code_version"] or "",
@@ -78,20 +88,31 @@ def runs_show(
         return
     out = console(False)
     out.print(
-        f"[bold]run {run_id}[/bold]  kind={row['kind']}  seed={row['seed']}  "
-        f"steps={row['n_steps']}  created={str(row['created_at'])[:19]} UTC"
+        f"[bold]run {run_id}[/bold]  kind={row['kind']}  seed={row['seeds']}  "
+        f"agents={row['population']}  steps={row['n_steps']}  "
+        f"created={str(row['created_at'])[:19]} UTC  code={row['code_version']}"
     )
+    summary = row.get("summary") or {}
+    if row.get("scenario"):
+        out.print(f"scenario: {row['scenario']}")
+    for change in summary.get("interventions") or []:
+        what = f"{change.get('action')} {change.get('changes') or ''}".strip()
+        out.print(f"  intervention at step {change.get('step'):,}: {what}")
     if not same_code:
         out.print(
             f"made by different code: {row['code_version']} (this is {code_version()}); "
             f"`marlsim runs verify {run_id}` says whether it still reproduces"
         )
-    table = Table(title="metrics")
-    table.add_column("name")
-    table.add_column("value", justify="right")
-    for name, value in sorted(metrics.items()):
-        table.add_row(name, f"{value:.4g}")
-    out.print(table)
+    if metrics:
+        table = Table(title="metrics")
+        table.add_column("name")
+        table.add_column("value", justify="right")
+        for name, value in sorted(metrics.items()):
+            table.add_row(name, f"{value:.4g}")
+        out.print(table)
+    n_seeds = len((row.get("config") or {}).get("seeds") or [])
+    for name, stats in (summary.get("summaries") or {}).items():  # a comparison's results
+        out.print(scenario_table(name, stats, n_seeds))
     out.print_json(json.dumps(row["config"]))
 
 

@@ -20,6 +20,7 @@ from marl_market.cli.common import (
     emit_json,
     fail,
     open_store,
+    scenario_table,
 )
 from marl_market.store.records import (
     SCENARIO_CHOICES,
@@ -183,7 +184,7 @@ def scenario(
             progress=lambda done, total: bar.update(task, completed=done),
         )
     for name in outcome.kinds:
-        out.print(_scenario_table(name, outcome.summaries[name], len(outcome.seeds)))
+        out.print(scenario_table(name, outcome.summaries[name], len(outcome.seeds)))
     if outcome.run_id:
         out.print(f"compare stored as run {outcome.run_id} in {store.path}")
     else:
@@ -191,24 +192,3 @@ def scenario(
             out.print(f"{name} run(s) {', '.join(ids)} stored in {store.path}")
     if json_out:
         emit_json(outcome.as_dict())
-
-
-def _scenario_table(name: str, summary: dict, n_seeds: int) -> Table:
-    table = Table(title=f"{name} vs baseline ({n_seeds} seed(s), 95% CI of the difference)")
-    for column in ("metric", "scenario", "baseline", "difference [95% CI]", "expected sign"):
-        table.add_column(column)
-    for metric, s in summary.items():
-        if s["mean"] is None:
-            table.add_row(metric, "n/a", "n/a", "n/a", "")
-            continue
-        ci = "" if s["ci_low"] is None else f" [{s['ci_low']:.3g}, {s['ci_high']:.3g}]"
-        sign = "" if not s["documented"] else ("+" if s["expected_sign"] > 0 else "-")
-        share = f"{sign} on {s['sign_fraction']:.0%}" if sign else ""
-        table.add_row(
-            metric,
-            f"{s['mean']:.3g}",
-            f"{s['baseline_mean']:.3g}",
-            f"{s['diff_mean']:+.3g}{ci}",
-            share,
-        )
-    return table

@@ -72,6 +72,7 @@ class Reader(Connection):
                     run[key] = json.loads(run[key])
             run["scenario"] = scenario_of(run)
             run["population"] = population_of(run)
+            run["seeds"] = seeds_of(run)
             runs.append(run)
         return runs
 
@@ -101,11 +102,23 @@ def population_of(run: dict) -> str | None:
     return f"{text} +{zi} zi" if zi else text
 
 
+def seeds_of(run: dict) -> str | None:
+    """The run's seed, or a comparison's seeds as ``first-last (count)``, e.g. ``42-61 (20)``."""
+    if run.get("seed") is not None:
+        return str(run["seed"])
+    seeds = (run.get("config") or {}).get("seeds")
+    if not isinstance(seeds, list) or not seeds:
+        return None
+    if seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]}-{seeds[-1]} ({len(seeds)})" if len(seeds) > 1 else str(seeds[0])
+    return f"{', '.join(map(str, seeds[:3]))}{', ...' if len(seeds) > 3 else ''} ({len(seeds)})"
+
+
 def scenario_of(run: dict) -> str | None:
     """The scenario a run is about: its kind for a scenario run, all kinds for a comparison."""
     config = run.get("config") or {}
     if isinstance(config.get("scenario"), dict):
         return config["scenario"].get("kind")
     if isinstance(config.get("scenarios"), list):
-        return ",".join(str(s.get("kind")) for s in config["scenarios"] if isinstance(s, dict))
+        return ", ".join(str(s.get("kind")) for s in config["scenarios"] if isinstance(s, dict))
     return None
