@@ -218,7 +218,7 @@ if listed:
             {
                 "run_id": r["run_id"],
                 "kind": r["kind"],
-                "seed": r["seed"],
+                "seed": r["seeds"],
                 "scenario": r["scenario"],
                 "agents (makers/momentum/value/noise)": r["population"],
                 "steps": r["n_steps"],
