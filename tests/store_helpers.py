@@ -37,6 +37,7 @@ def make_run_result(seed: int, n_steps: int, n_trades: int, n_assets: int = 1) -
         "bid_depth": rng.integers(0, 1_000, n),
         "ask_depth": rng.integers(0, 1_000, n),
         "makers_active": rng.integers(0, 3, n),
+        "regime": rng.integers(0, 2, n),
     }
 
     n_agents = config.population.total

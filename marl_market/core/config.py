@@ -160,6 +160,27 @@ class Rules:
 
 
 @dataclass(frozen=True)
+class RegimeParams:
+    """Normal / stress regimes as a two-state Markov chain (spec 000's two regimes).
+
+    The chain starts in stress with ``start_stress`` and, every later step, leaves the regime it
+    is in with that regime's probability. In stress the fundamental and noise parameters are
+    ``core.regimes.stress_regime`` of the normal ones with ``stress_factor`` (the ``stress``
+    scenario's definition). All zero (the default): never stressed, nothing is drawn.
+    """
+
+    leave_normal: float = 0.0  # per-step probability of going from normal to stress
+    leave_stress: float = 0.0  # per-step probability of going from stress back to normal
+    start_stress: float = 0.0  # probability that the run starts in stress
+    stress_factor: float = 3.0
+
+    @property
+    def switching(self) -> bool:
+        """Whether the chain can ever be in stress (else the market skips it entirely)."""
+        return self.leave_normal > 0.0 or self.start_stress > 0.0
+
+
+@dataclass(frozen=True)
 class MarketConfig:
     """Everything that defines a run except the seed."""
 
@@ -176,6 +197,10 @@ class MarketConfig:
     rules: Rules = field(default_factory=Rules)
     depth_band: int = 5  # ticks from the mid within which the per-step depth is summed
     agent_record_interval: int = 10  # steps between per-agent PnL/inventory samples
+    # Correlation matrix of the assets' fundamental shocks (n_assets x n_assets); None: the
+    # assets' fundamentals move independently. Checked by ``core.fundamentals``.
+    fundamental_correlation: tuple[tuple[float, ...], ...] | None = None
+    regimes: RegimeParams = field(default_factory=RegimeParams)
 
     def replace(self, **changes) -> MarketConfig:
         return dataclasses.replace(self, **changes)

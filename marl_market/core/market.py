@@ -1,16 +1,18 @@
 """The market: one order book per asset, fundamentals, rules, the agents and the step loop.
 
-A step, for every asset: (1) scheduled events fire (e.g. a scenario pulls the makers), (2)
-resting orders whose lifetime ran out are cancelled, (3) every agent type decides from the
-market as it stands and hands over its turns, (4) all turns are played in the order of their
-random arrival times within the step - each order checked against position limits and the
-rules, matched, and its fills settled in cash and inventory with fees and taxes, (5) the
-fundamental evolves, (6) the step is recorded (rewards are not computed per step:
-``cumulative_reward`` derives them when read).
+A step, for every asset: (0) the normal / stress regime chain moves, if it switches
+(``core.regimes``), (1) scheduled events fire (e.g. a scenario pulls the makers), (2) resting
+orders whose lifetime ran out are cancelled, (3) every agent type decides from the market as it
+stands and hands over its turns, (4) all turns are played in the order of their random arrival
+times within the step - each order checked against position limits and the rules, matched, and
+its fills settled in cash and inventory with fees and taxes, (5) the fundamentals evolve, their
+shocks correlated across assets if configured (``core.fundamentals``), (6) the step is recorded
+(rewards are not computed per step: ``cumulative_reward`` derives them when read).
 
 Determinism: every random stream is a ``numpy.random.Generator`` spawned from one
-``SeedSequence(seed)``: one per purpose (the fundamental, the initial book) and per agent type
-(one per maker), each type spawning its own per purpose (initial state, arrivals). Every stream
+``SeedSequence(seed)``: one per purpose (the fundamental, the initial book, the regime chain)
+and per agent type (one per maker), each type spawning its own per purpose (initial state,
+arrivals). Every stream
 draws the same count of numbers whatever the market state (``marl_market.core.draws``): activity
 thins a fixed-rate arrival stream instead of changing its rate, and each turn carries its own
 random arrival time within the step, drawn by the acting type, instead of being shuffled with
@@ -48,7 +50,9 @@ from marl_market.core.config import (
     Rules,
 )
 from marl_market.core.draws import PerStep
+from marl_market.core.fundamentals import correlation_factor, mix
 from marl_market.core.recorder import Columns
+from marl_market.core.regimes import NORMAL, STRESS, RegimeChain, check_regimes, stress_regime
 from marl_market.core.results import (
     AGENT_COLUMNS,
     AGENT_STEP_COLUMNS,
@@ -91,10 +95,19 @@ class Market:
         self.seed = seed
         # One child per purpose; a type's child spawns its own (per maker, per purpose). New
         # purposes go at the end, so existing streams keep their numbers.
-        fund_seed, init_seed, maker_seed, mom_seed, value_seed, noise_seed, zi_seed = (
-            np.random.SeedSequence(seed).spawn(7)
-        )
+        (
+            fund_seed,
+            init_seed,
+            maker_seed,
+            mom_seed,
+            value_seed,
+            noise_seed,
+            zi_seed,
+            regime_seed,
+        ) = np.random.SeedSequence(seed).spawn(8)
         self._fundamental_draws = PerStep(np.random.default_rng(fund_seed), config.n_assets, 1, 3)
+        # The Cholesky factor mixing the assets' shocks (None: independent, nothing mixed).
+        self._correlation = correlation_factor(config.fundamental_correlation, config.n_assets)
         n_assets = config.n_assets
         max_activity = config.feedback.max_activity
 
@@ -174,6 +187,16 @@ class Market:
         self._volume = [0] * n_assets
         self._n_trades = [0] * n_assets
 
+        # Regimes: a chain only if it can ever be in stress, so default runs draw nothing; set
+        # before the initial book, so a run that starts in stress seeds a stressed book.
+        check_regimes(config.regimes)
+        self.regime = NORMAL
+        self._regime_chain = None
+        self._normal_regime = (config.fundamental, config.noise)  # restored on leaving stress
+        if config.regimes.switching:
+            self._regime_chain = RegimeChain(config.regimes, np.random.default_rng(regime_seed))
+            if self._regime_chain.state == STRESS:
+                self._switch_regime(STRESS)
         self._seed_book(np.random.default_rng(init_seed))
 
     # ------------------------------------------------------------------ set-up
@@ -240,6 +263,23 @@ class Market:
         self.log_fair[asset] += log_jump
         self.anchor[asset] += log_jump
 
+    def _switch_regime(self, regime: int) -> None:
+        """Enter ``regime`` (the chain's move: recorded per step, not as an intervention).
+
+        Entering stress keeps the parameters in force as the normal ones and applies
+        ``stress_regime`` of them; leaving stress restores them. A ``set_regime`` in between
+        sets the parameters in force until the chain next switches.
+        """
+        if regime == STRESS:
+            self._normal_regime = (self.config.fundamental, self.config.noise)
+            factor = self.config.regimes.stress_factor
+            fundamental, noise = stress_regime(self.config, factor)
+        else:
+            fundamental, noise = self._normal_regime
+        self.regime = regime
+        self.config = self.config.replace(fundamental=fundamental, noise=noise)
+        self.noise.set_params(self.t, noise)
+
     def _log(self, action: str, changes: dict) -> None:
         self.interventions.append({"step": self.t, "action": action, "changes": changes})
 
@@ -249,6 +289,9 @@ class Market:
         t = self.t
         if t >= self.config.steps:
             raise RuntimeError("the run is over: all configured steps have been played")
+        chain = self._regime_chain
+        if chain is not None and t > 0 and chain.advance(t):
+            self._switch_regime(chain.state)
         for action in self._schedule.pop(t, ()):
             action(self)
         for asset, order_id in self._expiries.pop(t, ()):
@@ -467,10 +510,17 @@ class Market:
     def _evolve_fundamentals(self, t: int) -> None:
         f = self.config.fundamental
         draws = self._fundamental_draws
-        for asset in range(self.config.n_assets):
+        n_assets = self.config.n_assets
+        rows = [draws.at(t, asset) for asset in range(n_assets)]
+        if self._correlation is not None:
+            # Correlated assets: the same standard normals, mixed by the Cholesky factor.
+            anchors = mix(self._correlation, [row[1] for row in rows])
+            shocks = mix(self._correlation, [row[2] for row in rows])
+            rows = [(row[0], a, s, row[3]) for row, a, s in zip(rows, anchors, shocks, strict=True)]
+        for asset in range(n_assets):
             # Every number is drawn each step, so the fundamental path never depends on the
             # market (a regime change scales the same shocks).
-            jump_u, anchor_shock, shock, jump = draws.at(t, asset)
+            jump_u, anchor_shock, shock, jump = rows[asset]
             self.anchor[asset] += f.anchor_volatility * anchor_shock
             x = self.log_fair[asset]
             x += f.mean_reversion * (self.anchor[asset] - x) + f.volatility * shock
@@ -530,6 +580,7 @@ class Market:
                 bid_depth,
                 ask_depth,
                 len(self.makers.ids) if self.makers.active else 0,
+                self.regime,
             )
         )
         self._volume[asset] = 0

@@ -22,6 +22,7 @@ STEP_COLUMNS = {
     "bid_depth": np.int64,  # resting bid quantity within `depth_band` (5) ticks of the mid
     "ask_depth": np.int64,  # resting ask quantity within `depth_band` ticks of the mid
     "makers_active": np.int64,  # market makers still in the market
+    "regime": np.int64,  # 0 normal, 1 stress (``MarketConfig.regimes``)
 }
 TRADE_COLUMNS = {
     "step": np.int64,

@@ -29,6 +29,7 @@ from marl_market.core.config import MarketConfig
 from marl_market.core.facts import mean_ci, sign_fraction
 from marl_market.core.market import Market
 from marl_market.core.numbers import nanmean
+from marl_market.core.regimes import stress_regime
 from marl_market.core.results import RunResult
 
 SCENARIO_KINDS = ("flash_crash", "short_ban", "tobin_tax", "stress", "drought", "shock")
@@ -154,21 +155,6 @@ class Scenario:
     def recovery_from(self) -> int:
         """The step recovery is timed from: the end of the intervention, else its start."""
         return self.end_at if self.end_at is not None else self.start_at
-
-
-def stress_regime(config: MarketConfig, factor: float):
-    """The stress regime's fundamental and noise parameters (spec 000's two regimes)."""
-    f, n = config.fundamental, config.noise
-    fundamental = dataclasses.replace(f, volatility=f.volatility * factor)
-    noise = dataclasses.replace(
-        n,
-        orders_per_step=n.orders_per_step * 1.5,
-        limit_offset_min=n.limit_offset_min * factor,
-        limit_offset_mean_extra=n.limit_offset_mean_extra * factor,
-        size_cap=int(n.size_cap * factor),
-        size_pareto_alpha=max(1.05, n.size_pareto_alpha / factor**0.25),
-    )
-    return fundamental, noise
 
 
 def run_scenario(config: MarketConfig, scenario: Scenario, seed: int) -> RunResult:
