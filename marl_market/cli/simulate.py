@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -22,6 +24,7 @@ from marl_market.cli.common import (
     open_store,
     scenario_table,
 )
+from marl_market.core.numbers import fmt
 from marl_market.store.records import (
     SCENARIO_CHOICES,
     InputError,
@@ -44,6 +47,22 @@ def simulate(
     return_interval: Annotated[
         int, typer.Option(help="Steps between sampled mid prices for returns.")
     ] = 5,
+    assets: Annotated[int, typer.Option(help="Assets, each with its own book.")] = 1,
+    correlation: Annotated[
+        float | None,
+        typer.Option(help="Correlation of every pair of assets' fundamental shocks, in (-1, 1)."),
+    ] = None,
+    correlation_matrix: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON file with the assets' correlation matrix (a list of rows).",
+            show_default=False,
+        ),
+    ] = None,
+    regime_switch: Annotated[
+        float,
+        typer.Option(help="Per-step probability of leaving the current regime (normal/stress)."),
+    ] = 0.0,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -60,6 +79,10 @@ def simulate(
             value=value,
             noise=noise,
             return_interval=return_interval,
+            assets=assets,
+            correlation=correlation,
+            correlation_matrix=_read_matrix(correlation_matrix),
+            regime_switch=regime_switch,
         )
     except InputError as error:
         fail(str(error))
@@ -93,6 +116,21 @@ def simulate(
     for row in facts_table(outcome.facts, reference):
         table.add_row(*row)
     out.print(table)
+    market = outcome.market
+    if len(market.get("assets", [])) > 1:
+        for asset, facts in enumerate(outcome.asset_facts):
+            out.print(
+                f"asset {asset}: excess kurtosis {fmt(facts.excess_kurtosis)}, ACF |r| lag 1 "
+                f"{fmt(facts.acf_abs[0], '{:.3f}')}, mean spread {fmt(facts.mean_spread_ticks)}"
+            )
+        matrix = market["fundamental_correlation"]
+        rows = "; ".join(" ".join(f"{x:+.2f}" for x in row) for row in matrix)
+        out.print(f"correlation of the simulated fundamentals' returns: {rows}")
+    if request.regime_switch > 0:
+        out.print(
+            f"stress regime: {market['regime_stress_share']:.0%} of the steps, "
+            f"{market['regime_switches']} switches"
+        )
     stored = "already stored, not recomputed" if outcome.cached else "stored"
     out.print(f"run {outcome.run_id} ({stored}) in {store.path}")
     if json_out:
@@ -105,8 +143,26 @@ def simulate(
                 "db": str(store.path),
                 "facts": outcome.facts.as_dict(),
                 "reference": {"sp500": reference.as_dict()},
+                **outcome.market,  # assets, fundamental_correlation, regime share and switches
             }
         )
+
+
+def _read_matrix(path: Path | None) -> list | None:
+    """The correlation matrix in a JSON file (checked by the request's validation)."""
+    if path is None:
+        return None
+    try:
+        matrix = json.loads(path.expanduser().read_text())
+    except OSError as error:
+        fail(f"--correlation-matrix {path}: {error.strerror or error}")
+    except ValueError as error:
+        fail(f"--correlation-matrix {path}: not JSON ({error})")
+    if not isinstance(matrix, list) or not all(isinstance(row, list) for row in matrix):
+        fail(
+            f"--correlation-matrix {path}: expected a JSON list of rows, e.g. [[1, 0.5], [0.5, 1]]"
+        )
+    return matrix
 
 
 # ---------------------------------------------------------------------------------- scenario

@@ -11,7 +11,9 @@ import dataclasses
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from marl_market.core.config import MarketConfig, config_to_dict
 from marl_market.core.facts import StylisedFacts
@@ -41,6 +43,33 @@ class SimulationOutcome:
     facts: StylisedFacts
     cached: bool  # True when the run was already stored and was not recomputed
     result: RunResult | None = None
+    market: dict = field(default_factory=dict)  # ``market_summary``: per asset, regimes
+
+    @property
+    def asset_facts(self) -> list[StylisedFacts]:
+        """The stylised facts of every asset (asset 0's are ``facts``)."""
+        return [StylisedFacts.from_dict(a["facts"]) for a in self.market.get("assets", [])]
+
+
+def market_summary(result: RunResult, return_interval: int, facts: StylisedFacts) -> dict:
+    """What a multi-asset, regime-switching run adds to its facts: every asset's facts, the
+    correlation of the simulated fundamentals' log returns, and how much of the run was
+    stressed. ``facts`` are asset 0's, already computed."""
+    n_assets = result.config.n_assets
+    assets = [{"asset": 0, "facts": facts.as_dict()}] + [
+        {"asset": a, "facts": facts_of(result, return_interval, a).as_dict()}
+        for a in range(1, n_assets)
+    ]
+    fair = np.array([result.asset_series("fair_value", a) for a in range(n_assets)])
+    returns = np.diff(np.log(fair), axis=1)
+    correlation = np.corrcoef(returns) if n_assets > 1 else np.ones((1, 1))
+    regime = result.asset_series("regime", 0)
+    return {
+        "assets": assets,
+        "fundamental_correlation": np.atleast_2d(correlation).round(6).tolist(),
+        "regime_stress_share": float(regime.mean()) if len(regime) else 0.0,
+        "regime_switches": int(np.count_nonzero(np.diff(regime))),
+    }
 
 
 def simulation_config(config: MarketConfig, return_interval: int) -> dict:
@@ -89,6 +118,7 @@ def store_simulation(
     return_interval: int,
     result: RunResult,
     facts: StylisedFacts,
+    market: dict | None = None,
 ) -> tuple[str, bool]:
     """Store a simulation as ``marlsim simulate`` does; return (run ID, whether it was new)."""
     run_id = simulation_run_id(config, seed, return_interval)
@@ -101,7 +131,11 @@ def store_simulation(
         simulation_config(config, return_interval),
         result,
         facts_metrics(facts),
-        summary={"facts": facts.as_dict(), "counters": result.counters},
+        summary={
+            "facts": facts.as_dict(),
+            "counters": result.counters,
+            "market": market or market_summary(result, return_interval, facts),
+        },
     )
     return run_id, True
 
@@ -119,12 +153,13 @@ def run_simulation(
         row = store.get_run(run_id)
         if row is not None:
             facts = StylisedFacts.from_dict(row["summary"]["facts"])
-            return SimulationOutcome(run_id, facts, cached=True)
+            return SimulationOutcome(run_id, facts, True, market=row["summary"].get("market", {}))
     result = simulate(config, seed, progress)
     facts = facts_of(result, return_interval)
+    market = market_summary(result, return_interval, facts)
     if store is not None:
-        store_simulation(store, config, seed, return_interval, result, facts)
-    return SimulationOutcome(run_id, facts, cached=False, result=result)
+        store_simulation(store, config, seed, return_interval, result, facts, market)
+    return SimulationOutcome(run_id, facts, cached=False, result=result, market=market)
 
 
 # ------------------------------------------------------------------------------ scenarios

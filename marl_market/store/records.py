@@ -10,7 +10,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from marl_market.core.config import MarketConfig, Population
+from marl_market.core.config import MarketConfig, Population, RegimeParams
+from marl_market.core.fundamentals import correlation_factor
 from marl_market.core.scenarios import SCENARIO_KINDS
 
 MIN_RETURNS = 20  # fewer sampled returns than this make the stylised facts meaningless
@@ -70,9 +71,36 @@ class SimulateRequest(MarketRequest):
     """What ``marlsim simulate`` and the Market page ask for."""
 
     return_interval: Annotated[int, Field(gt=0)] = 5
+    assets: Annotated[int, Field(ge=1, le=50)] = 1
+    # One off-diagonal correlation of the assets' fundamental shocks, or a whole matrix.
+    correlation: Annotated[float, Field(gt=-1.0, lt=1.0)] | None = None
+    correlation_matrix: list[list[float]] | None = None
+    regime_switch: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0  # P(leave the regime) a step
+
+    def to_config(self, base: MarketConfig | None = None) -> MarketConfig:
+        config = super().to_config(base)
+        regimes = RegimeParams(leave_normal=self.regime_switch, leave_stress=self.regime_switch)
+        return config.replace(
+            n_assets=self.assets,
+            fundamental_correlation=self.fundamental_correlation(),
+            regimes=regimes,
+        )
+
+    def fundamental_correlation(self) -> tuple[tuple[float, ...], ...] | None:
+        """The configured matrix: the file's, or ``correlation`` off the diagonal, or None."""
+        if self.correlation_matrix is not None:
+            return tuple(tuple(float(x) for x in row) for row in self.correlation_matrix)
+        if self.correlation is None or self.assets == 1:
+            return None
+        n, rho = self.assets, self.correlation
+        return tuple(tuple(1.0 if i == j else rho for j in range(n)) for i in range(n))
 
     @model_validator(mode="after")
     def _check(self) -> SimulateRequest:
+        if self.correlation is not None and self.correlation_matrix is not None:
+            raise ValueError("give --correlation or --correlation-matrix, not both")
+        # The engine's own check (square, symmetric, unit diagonal, PSD), one clear line.
+        correlation_factor(self.fundamental_correlation(), self.assets)
         if self.return_interval >= self.steps:
             raise ValueError(
                 f"return interval {self.return_interval} is not smaller than the run "
