@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _common as ui
-from marl_market import plots
+from marl_market import plots, plots_assets
 
 st.title("Market")
 st.caption(
@@ -15,10 +15,13 @@ st.caption(
     "Change the population in the sidebar: every run is stored under a deterministic run ID."
 )
 
-request = ui.market_settings()
+request = ui.market_settings(multi_asset=True)
 run = ui.market_run(request)
 result = run.result
 steps = result.steps
+n_assets = result.config.n_assets
+# Every asset's facts and the regime's statistics; a one-asset, never-stressed run needs neither.
+overview = ui.market_overview(request, run) if n_assets > 1 or steps["regime"].any() else None
 
 st.markdown(
     f"Run [`{run.run_id}`]({ui.run_link(run.run_id)}) - seed {run.seed}, "
@@ -26,37 +29,69 @@ st.markdown(
     + ("new in" if run.newly_stored else "already in")
     + f" the database `{ui.db_path()}`."
 )
+asset = ui.asset_choice(n_assets)
+facts = run.facts if overview is None else ui.asset_facts(overview, asset)
+regime = result.asset_series("regime", asset)
 gauges = st.columns(5)
-gauges[0].metric("Mean spread (ticks)", ui.fmt(run.facts.mean_spread_ticks))
-gauges[1].metric("Excess kurtosis", ui.fmt(run.facts.excess_kurtosis, "{:.1f}"))
-gauges[2].metric("Trades", f"{len(result.trades['step']):,}")
-gauges[3].metric("Volume per step", ui.fmt(run.facts.mean_volume, "{:.1f}"))
-gauges[4].metric("Last mid (ticks)", ui.fmt(float(result.asset_series("mid")[-1]), "{:,.1f}"))
+gauges[0].metric("Mean spread (ticks)", ui.fmt(facts.mean_spread_ticks))
+gauges[1].metric("Excess kurtosis", ui.fmt(facts.excess_kurtosis, "{:.1f}"))
+gauges[2].metric("Trades", f"{int(np.count_nonzero(result.trades['asset'] == asset)):,}")
+gauges[3].metric("Volume per step", ui.fmt(facts.mean_volume, "{:.1f}"))
+gauges[4].metric(
+    "Last mid (ticks)", ui.fmt(float(result.asset_series("mid", asset)[-1]), "{:,.1f}")
+)
 
-st.subheader("Price, spread and volume")
-st.plotly_chart(plots.market_figure(steps), key="market_chart")
+st.subheader("Price, spread and volume" + (f" of asset {asset}" if n_assets > 1 else ""))
+st.plotly_chart(plots_assets.asset_market_figure(steps, asset), key="market_chart")
+if overview is not None and regime.any():
+    st.caption(
+        f"Shaded: the stress regime ({overview['regime_stress_share']:.0%} of the steps, "
+        f"{overview['regime_switches']:,} switches): the fundamental is "
+        f"{result.config.regimes.stress_factor:g}x as volatile and the noise traders send more, "
+        "farther and larger orders."
+    )
 
-st.subheader("Order book")
+if overview is not None and n_assets > 1:
+    st.subheader("Correlation of fundamental returns")
+    measured = np.array(overview["fundamental_correlation"])
+    configured = request.fundamental_correlation()
+    left, right = st.columns([2, 3])
+    with left:
+        st.dataframe(
+            pd.DataFrame(plots_assets.correlation_pairs(measured, configured)).round(3),
+            hide_index=True,
+            key="correlation_table",
+        )
+    with right:
+        st.plotly_chart(
+            plots_assets.correlation_figure(measured, configured), key="correlation_chart"
+        )
+    st.caption(
+        f"Measured: the correlation of the fundamentals' one-step log returns over "
+        f"{request.steps:,} steps; configured: the sidebar's (0 = independent). With enough "
+        "steps they agree to within sampling noise."
+    )
+
+st.subheader("Order book" + (f" of asset {asset}" if n_assets > 1 else ""))
+book = run.snapshots.of_asset(asset)
 st.caption(
-    f"The best {run.snapshots.levels} price levels of each side, recorded every "
-    f"{run.snapshots.every} steps: the makers' thin quotes hug the mid, the noise traders' deep "
+    f"The best {book.levels} price levels of each side, recorded every "
+    f"{book.every} steps: the makers' thin quotes hug the mid, the noise traders' deep "
     "layer rests 20+ ticks away."
 )
-book_steps, prices, bids, asks = run.snapshots.grid()
+book_steps, prices, bids, asks = book.grid()
 st.plotly_chart(
-    plots.book_heatmap_figure(
-        book_steps, prices, bids, asks, run.snapshots.step, run.snapshots.mid
-    ),
+    plots.book_heatmap_figure(book_steps, prices, bids, asks, book.step, book.mid),
     key="book_heatmap",
 )
-last = int(run.snapshots.step[-1])
+last = int(book.step[-1])
 if not 0 <= st.session_state.get("ladder_step", last) <= last:
     del st.session_state["ladder_step"]  # left over from a longer run
 ui.default("ladder_step", last)
 left, right = st.columns([1, 2])
 with left:
     chosen = st.slider("Ladder at step", 0, last, step=1, key="ladder_step")
-    ladder = run.snapshots.ladder(chosen)
+    ladder = book.ladder(chosen)
     best_bid = ladder["bid_price"][0] if len(ladder["bid_price"]) else np.nan
     best_ask = ladder["ask_price"][0] if len(ladder["ask_price"]) else np.nan
     st.metric("Snapshot step", f"{ladder['step']:,}")
@@ -73,9 +108,11 @@ with right:
         ),
         key="ladder_chart",
     )
-st.plotly_chart(plots.depth_figure(steps), key="depth_chart")
+st.plotly_chart(plots.depth_figure(steps, asset), key="depth_chart")
 
 st.subheader("Agents")
+if n_assets > 1:
+    st.caption("Inventories and PnL summed over all assets.")
 st.plotly_chart(plots.agents_figure(result.agent_steps, run.kinds), key="agents_chart")
 agents = pd.DataFrame(result.agents)
 st.dataframe(

@@ -11,13 +11,16 @@ from marl_market.core.facts import acf_confidence_band
 from marl_market.lab import workbench
 
 st.title("Stylised facts")
-request = ui.market_settings()
+request = ui.market_settings(multi_asset=True)
 run = ui.market_run(request)
-facts = run.facts
-returns = workbench.returns_of(run.result.asset_series("mid"), run.return_interval)
+n_assets = run.result.config.n_assets
+asset = ui.asset_choice(n_assets)
+facts = run.facts if n_assets == 1 else ui.asset_facts(ui.market_overview(request, run), asset)
+returns = workbench.returns_of(run.result.asset_series("mid", asset), run.return_interval)
 st.caption(
     f"Run [`{run.run_id}`]({ui.run_link(run.run_id)}): {facts.n_returns:,} log returns of the "
-    f"mid, one every {run.return_interval} steps."
+    + (f"mid of asset {asset}" if n_assets > 1 else "mid")
+    + f", one every {run.return_interval} steps."
 )
 
 left, right = st.columns(2)
@@ -67,10 +70,11 @@ with left:
     )
     st.caption(
         f"Mean spread of {request.steps:,}-step runs with the other agents unchanged"
+        + (" (asset 0's)" if n_assets > 1 else "")
         + (", with 95% CIs over seeds." if n_seeds > 1 else "; add seeds for confidence intervals.")
     )
 with right:
-    st.subheader("Facts beside the S&P 500")
+    st.subheader("Facts beside the S&P 500" + (f" (asset {asset})" if n_assets > 1 else ""))
     st.dataframe(ui.facts_frame(facts), hide_index=True, key="facts_table")
     st.caption(
         "S&P 500: daily log returns 1999-2018 (shipped with `arch`); lags are days there and "

@@ -18,7 +18,7 @@ from marl_market.core.facts import StylisedFacts
 from marl_market.core.numbers import fmt  # the pages' number formatting (``ui.fmt``)
 from marl_market.lab import workbench
 from marl_market.lab.analysis import facts_table, sp500_reference
-from marl_market.lab.experiments import DEFAULT_RETURN_INTERVAL
+from marl_market.lab.experiments import DEFAULT_RETURN_INTERVAL, market_summary
 from marl_market.store import RunStore, StoreError, check_writable, default_db_path
 from marl_market.store.records import InputError, SimulateRequest, validate_simulate
 
@@ -34,9 +34,19 @@ SETTINGS_DEFAULTS: dict[str, int] = {
     "seed": 42,
     "return_interval": DEFAULT_RETURN_INTERVAL,
 }
+# The assets and their regimes (Market and Stylised facts pages). These defaults are
+# ``SimulateRequest``'s, so they leave a run and its ID as they were before the controls existed.
+ASSET_DEFAULTS: dict[str, int | float] = {
+    "assets": 1,
+    "correlation": 0.0,  # one off-diagonal correlation of the fundamentals' shocks
+    "regime_switch": 0.0,  # per-step probability of leaving the current regime
+}
+MAX_ASSETS = 5
 # Other widget values that should survive a page switch.
 PERSISTENT_KEYS = (
     *SETTINGS_DEFAULTS,
+    *ASSET_DEFAULTS,
+    "asset",
     "spread_seeds",
     "live_warmup",
     "live_length",
@@ -86,11 +96,19 @@ def get_store(writable: bool = False) -> RunStore:
 
 
 # ------------------------------------------------------------------------------ settings
-def market_settings() -> SimulateRequest:
+def market_settings(multi_asset: bool = False) -> SimulateRequest:
     """The sidebar's market settings, validated; a bad combination stops the page with one
-    clear error before anything is simulated or written."""
+    clear error before anything is simulated or written.
+
+    With ``multi_asset`` the sidebar also sets the number of assets, the correlation of their
+    fundamentals and the regime switching (pages that show one asset's market, e.g. the live
+    market, leave them out and get a one-asset request).
+    """
     for key, value in SETTINGS_DEFAULTS.items():
         default(key, value)
+    if multi_asset:
+        for key, value in ASSET_DEFAULTS.items():
+            default(key, value)
     with st.sidebar:
         st.header("Market")
         st.slider("Market makers", 0, 8, key="makers")
@@ -100,11 +118,79 @@ def market_settings() -> SimulateRequest:
         st.slider("Steps", 500, 50_000, step=500, key="steps")
         st.number_input("Seed", 0, 2**31 - 1, key="seed")
         st.slider("Return interval (steps)", 1, 50, key="return_interval")
+        if multi_asset:
+            st.subheader("Assets and regimes")
+            st.slider("Assets", 1, MAX_ASSETS, key="assets", help="Each asset has its own book.")
+            st.slider(
+                "Fundamental correlation",
+                -0.95,
+                0.95,
+                step=0.05,
+                key="correlation",
+                disabled=int(st.session_state["assets"]) == 1,
+                help="Correlation of every pair of assets' fundamental shocks (more than one "
+                "asset).",
+            )
+            st.number_input(
+                "Regime switch probability (per step)",
+                0.0,
+                1.0,
+                step=0.001,
+                format="%.4f",
+                key="regime_switch",
+                help="Probability, each step, of leaving the current regime (normal or stress); "
+                "0 keeps the market normal throughout.",
+            )
     try:
-        return validate_simulate(**{k: int(st.session_state[k]) for k in SETTINGS_DEFAULTS})
+        options: dict[str, Any] = {k: int(st.session_state[k]) for k in SETTINGS_DEFAULTS}
+        if multi_asset:
+            options.update(asset_options())
+        return validate_simulate(**options)
     except InputError as error:
         st.error(f"Invalid market settings: {error}")
         st.stop()
+
+
+def asset_options() -> dict[str, Any]:
+    """The asset and regime widgets' values as ``SimulateRequest`` options.
+
+    A correlation of 0 is sent as none at all (independent fundamentals), as ``marlsim simulate
+    --assets N`` without ``--correlation`` does, so the app and the CLI find the same run.
+    Raises ``InputError`` for a correlation no set of that many assets can have.
+    """
+    assets = int(st.session_state["assets"])
+    correlation = round(float(st.session_state["correlation"]), 6)
+    # Every pair equally correlated is a valid matrix only for rho >= -1 / (assets - 1); the
+    # engine's own check would say "not positive semi-definite", which a slider user cannot use.
+    if assets > 1 and correlation < -1.0 / (assets - 1) - 1e-9:
+        raise InputError(
+            f"{assets} assets cannot all be pairwise correlated at {correlation:g}: the "
+            f"fundamental correlation must be at least {-1.0 / (assets - 1):.3g} with {assets} "
+            "assets"
+        )
+    return {
+        "assets": assets,
+        "correlation": correlation if assets > 1 and correlation != 0.0 else None,
+        "regime_switch": float(st.session_state["regime_switch"]),
+    }
+
+
+def asset_choice(n_assets: int) -> int:
+    """The asset the page shows: a selector when the run has more than one asset, else 0."""
+    if n_assets <= 1:
+        return 0
+    if st.session_state.get("asset", 0) not in range(n_assets):
+        st.session_state["asset"] = 0  # left over from a run with more assets
+    default("asset", 0)
+    return int(
+        st.selectbox(
+            "Asset",
+            range(n_assets),
+            key="asset",
+            format_func=lambda a: f"asset {a}",
+            help="The asset whose market this page shows.",
+        )
+    )
 
 
 # ------------------------------------------------------------------------------ caches
@@ -178,6 +264,21 @@ def market_run(request: SimulateRequest) -> workbench.MarketRun:
     except StoreError as error:
         st.error(str(error))
         st.stop()
+
+
+def market_overview(request: SimulateRequest, run: workbench.MarketRun) -> dict:
+    """``experiments.market_summary`` of ``run`` (cached): every asset's facts, the measured
+    correlation of the fundamentals' returns and the regime's stress share and switches."""
+    return cached_work(
+        ("market_summary", request.model_dump_json(), db_path()),
+        "Measuring every asset",
+        lambda progress: market_summary(run.result, run.return_interval, run.facts),
+    )
+
+
+def asset_facts(overview: dict, asset: int) -> StylisedFacts:
+    """The stylised facts of one asset, from a run's ``market_overview``."""
+    return StylisedFacts.from_dict(overview["assets"][asset]["facts"])
 
 
 @st.cache_resource(show_spinner=False)

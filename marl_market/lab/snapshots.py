@@ -7,13 +7,16 @@ cost time and space nobody asked for, so it is opt-in and lives outside the core
 ``SnapshotRecorder`` rides on the market's public scheduling hook (``Market.at``), which runs an
 action at the start of a step, i.e. on the book as the previous step left it. Actions only read
 the book, so a run with snapshots is identical, bit for bit, to the same run without them.
+
+A multi-asset run records every asset's book (one ``BookSnapshots`` each, reached through
+``of_asset``); a one-asset run records exactly what it always did.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -42,6 +45,22 @@ class BookSnapshots:
     bid_qty: np.ndarray  # (n, levels) int64
     ask_price: np.ndarray  # (n, levels) float64
     ask_qty: np.ndarray  # (n, levels) int64
+    asset: int = 0  # the asset these snapshots are of
+    # The other recorded assets' snapshots (same steps), so one object carries a run's books.
+    others: dict[int, BookSnapshots] = field(default_factory=dict, repr=False)
+
+    @property
+    def assets(self) -> list[int]:
+        """Every asset with snapshots here, in order."""
+        return sorted({self.asset, *self.others})
+
+    def of_asset(self, asset: int) -> BookSnapshots:
+        """The snapshots of ``asset``'s book; ``ValueError`` if it was not recorded."""
+        if asset == self.asset:
+            return self
+        if asset not in self.others:
+            raise ValueError(f"no book snapshots of asset {asset}: recorded {self.assets}")
+        return self.others[asset]
 
     def __len__(self) -> int:
         return len(self.step)
@@ -106,47 +125,65 @@ class BookSnapshots:
 
 
 class SnapshotRecorder:
-    """Records the best ``levels`` of each side of ``asset``'s book whenever it is called.
+    """Records the best ``levels`` of each side of the ``assets``' books whenever it is called.
 
     Call it with a market (or let ``schedule`` make the market call it); each call records the
-    book as it stands, labelled with the last step played (``market.t - 1``).
+    books as they stand, labelled with the last step played (``market.t - 1``).
     """
 
-    def __init__(self, every: int, levels: int = DEFAULT_LEVELS, asset: int = 0) -> None:
+    def __init__(
+        self, every: int, levels: int = DEFAULT_LEVELS, assets: Sequence[int] = (0,)
+    ) -> None:
         if every < 1:
             raise ValueError(f"the snapshot interval must be at least 1 step, got {every}")
         if levels < 1:
             raise ValueError(f"a snapshot needs at least 1 price level, got {levels}")
+        assets = tuple(int(a) for a in assets)
+        if not assets or min(assets) < 0 or len(set(assets)) != len(assets):
+            raise ValueError(f"snapshot assets must be distinct asset indices, got {assets}")
         self.every = every
         self.levels = levels
-        self.asset = asset
-        self._rows: list[tuple[int, float, list, list]] = []
+        self.assets = assets
+        self._rows: dict[int, list[tuple[int, float, list, list]]] = {a: [] for a in assets}
 
     def __call__(self, market: Market) -> None:
-        book = market.books[self.asset]
-        self._rows.append(
-            (
-                market.t - 1,
-                float(market.views[self.asset].mid),
-                book.depth("buy", self.levels),
-                book.depth("sell", self.levels),
+        for asset in self.assets:
+            book = market.books[asset]
+            self._rows[asset].append(
+                (
+                    market.t - 1,
+                    float(market.views[asset].mid),
+                    book.depth("buy", self.levels),
+                    book.depth("sell", self.levels),
+                )
             )
-        )
 
     def schedule(self, market: Market) -> None:
         """Have ``market`` call this recorder after every ``every``-th step of its run."""
+        if max(self.assets) >= market.config.n_assets:
+            raise ValueError(
+                f"cannot snapshot asset {max(self.assets)}: the market has "
+                f"{market.config.n_assets} asset(s)"
+            )
         # An action at the start of step t sees the book step t - 1 left: steps 0, k, 2k, ...
         for t in range(1, market.config.steps, self.every):
             market.at(t, self)
 
     def snapshots(self) -> BookSnapshots:
-        """Everything recorded so far, as arrays."""
-        n, levels = len(self._rows), self.levels
+        """Everything recorded so far, as arrays: the first asset's snapshots, the others'
+        through ``of_asset``."""
+        first, *rest = (self._asset_snapshots(a) for a in self.assets)
+        first.others = {book.asset: book for book in rest}
+        return first
+
+    def _asset_snapshots(self, asset: int) -> BookSnapshots:
+        rows = self._rows[asset]
+        n, levels = len(rows), self.levels
         bid_price = np.full((n, levels), np.nan)
         ask_price = np.full((n, levels), np.nan)
         bid_qty = np.zeros((n, levels), dtype=np.int64)
         ask_qty = np.zeros((n, levels), dtype=np.int64)
-        for i, (_, _, bids, asks) in enumerate(self._rows):
+        for i, (_, _, bids, asks) in enumerate(rows):
             for j, (price, qty) in enumerate(bids):
                 bid_price[i, j], bid_qty[i, j] = price, qty
             for j, (price, qty) in enumerate(asks):
@@ -154,12 +191,13 @@ class SnapshotRecorder:
         return BookSnapshots(
             every=self.every,
             levels=levels,
-            step=np.array([r[0] for r in self._rows], dtype=np.int64),
-            mid=np.array([r[1] for r in self._rows], dtype=np.float64),
+            step=np.array([r[0] for r in rows], dtype=np.int64),
+            mid=np.array([r[1] for r in rows], dtype=np.float64),
             bid_price=bid_price,
             bid_qty=bid_qty,
             ask_price=ask_price,
             ask_qty=ask_qty,
+            asset=asset,
         )
 
 
@@ -175,15 +213,19 @@ def simulate_with_snapshots(
     levels: int = DEFAULT_LEVELS,
     scenario: Scenario | None = None,
     progress: Callable[[int, int], None] | None = None,
+    assets: Sequence[int] | None = None,
 ) -> tuple[RunResult, BookSnapshots]:
-    """Run ``config`` with ``seed`` (and a resolved ``scenario``, if any) and snapshot its book.
+    """Run ``config`` with ``seed`` (and a resolved ``scenario``, if any) and snapshot its books.
 
     The run is the same as ``simulate`` / ``run_scenario`` would give; the snapshots are taken
     every ``every`` steps (default: about ``DEFAULT_MAX_SNAPSHOTS`` over the run) and after the
-    last step.
+    last step, of ``assets`` (default: every asset; asset 0's are returned, the others'
+    through ``BookSnapshots.of_asset``).
     """
     market = Market(config, seed)
-    recorder = SnapshotRecorder(every or default_interval(config.steps), levels)
+    if assets is None:
+        assets = range(config.n_assets)
+    recorder = SnapshotRecorder(every or default_interval(config.steps), levels, assets)
     # Registered first, so a snapshot sees the book before an intervention at the same step.
     recorder.schedule(market)
     if scenario is not None:
