@@ -59,8 +59,21 @@ def make_run_result(seed: int, n_steps: int, n_trades: int, n_assets: int = 1) -
         "inventory": rng.integers(-50, 50, n_agents),
         "pnl": rng.normal(0, 1e3, n_agents),
         "reward": rng.normal(0, 10, n_agents),
+        "policy": np.array(["fixed"] * n_agents, dtype=object),
+        "inventory_penalty": -rng.exponential(1.0, n_agents),
+        "liquidity_bonus": rng.exponential(1.0, n_agents),
+        "delay_penalty": np.zeros(n_agents),
+        "unhedged_penalty": np.zeros(n_agents),
+        "fees_paid": rng.exponential(1.0, n_agents),
+        "rebates_received": rng.exponential(1.0, n_agents),
+        "taxes_paid": np.zeros(n_agents),
         "n_trades": rng.integers(0, 1_000, n_agents),
         "rejected_orders": rng.integers(0, 10, n_agents),
+    }
+    positions = {
+        "agent_id": np.repeat(np.arange(n_agents, dtype=np.int64), n_assets),
+        "asset": np.tile(np.arange(n_assets, dtype=np.int64), n_agents),
+        "inventory": rng.integers(-50, 50, n_agents * n_assets),
     }
 
     sampled = np.arange(0, n_steps, config.agent_record_interval, dtype=np.int64)
@@ -77,5 +90,6 @@ def make_run_result(seed: int, n_steps: int, n_trades: int, n_assets: int = 1) -
         trades=trades,
         agents=agents,
         agent_steps=agent_steps,
+        positions=positions,
         counters={"events": int(n_trades)},
     )

@@ -129,7 +129,7 @@ def test_export_zip_holds_every_table_as_parquet(store):
         steps = pq.read_table(io.BytesIO(archive.read(f"{run_id}_steps.parquet")))
     assert names == sorted(
         f"{run_id}_{t}.parquet"
-        for t in ("runs", "metrics", "steps", "trades", "agents", "agent_steps")
+        for t in ("runs", "metrics", "steps", "trades", "agents", "agent_steps", "positions")
     )
     assert steps.num_rows == 500
 

@@ -66,6 +66,7 @@ def test_round_trip_every_table(tmp_path):
         "trades": store.load_trades(run_id),
         "agents": store.load_agents(run_id),
         "agent_steps": store.load_agent_steps(run_id),
+        "positions": store.load_positions(run_id),
     }
     for table, columns in RESULT_TABLES.items():
         original = getattr(result, table)
@@ -292,6 +293,7 @@ def test_export_parquet(tmp_path):
         "trades": 777,
         "agents": result.agents["agent_id"].size,
         "agent_steps": result.agent_steps["step"].size,
+        "positions": result.positions["agent_id"].size,
     }
     trades = pd.read_parquet(frames["trades"])
     assert list(trades.columns) == ["run_id", *RESULT_TABLES["trades"]]

@@ -53,6 +53,10 @@ class MarketView:
         "activity",
         "log_fair",
         "cost",
+        "taker_cost",
+        "maker_cost",
+        "volume",
+        "stressed",
     )
 
     def __init__(self) -> None:
@@ -66,6 +70,10 @@ class MarketView:
         self.activity = 1.0
         self.log_fair = 0.0  # seen only by value traders, through their noisy views
         self.cost = 0.0  # extra cost per unit notional of trading (Tobin tax), a fraction
+        self.taker_cost = 0.0  # what an aggressive order pays per unit notional (tax + fee)
+        self.maker_cost = 0.0  # what a resting order pays (tax - rebate; negative: earns)
+        self.volume = 0  # shares traded on the asset during the last step
+        self.stressed = False  # the regime is stress (spec 000: observable, a node feature)
 
 
 def _rngs(seed: np.random.SeedSequence, n: int) -> list[np.random.Generator]:
@@ -106,14 +114,15 @@ class MarketMakers:
         size = max(1, int(p.quote_size / max(1.0, view.activity)))
         sigma_ticks = view.sigma_fast * view.mid
         vol_term = min(p.max_vol_half_spread, p.vol_half_spread * sigma_ticks)
-        cost_ticks = view.cost * view.mid
+        cost_ticks = view.maker_cost * view.mid
+        stress_factor = p.stress_spread_factor if view.stressed else 1.0
         centre_base = p.mid_weight * view.mid + (1.0 - p.mid_weight) * view.ema_mid
         low, width = p.base_half_spread_low, p.base_half_spread_high - p.base_half_spread_low
         for member, agent_id in enumerate(self.ids):
             skip_u, half_u, key = self.draws[member].at(step, asset)
             if skip_u < withdraw:
                 continue
-            half = low + width * half_u + vol_term + cost_ticks
+            half = (low + width * half_u + vol_term) * stress_factor + cost_ticks
             inv = inventory[agent_id]
             half += p.inventory_widening * abs(inv)
             centre = centre_base - p.inventory_skew * inv
@@ -195,7 +204,7 @@ class MomentumTraders:
             if step < lookback:
                 continue
             trend = view.log_mid - log_mid_ring[(step - lookback) % ring_size]
-            if abs(trend) <= view.cost:  # not worth paying the tax for
+            if abs(trend) <= view.taker_cost:  # not worth paying the tax and fee for
                 continue
             scale = p.signal_scale * max(view.sigma_slow, 1e-9) * math.sqrt(lookback)
             target = round(p.position_limit * math.tanh(trend / scale))
@@ -267,9 +276,9 @@ class ValueTraders:
             if want != 0:
                 is_buy = want > 0
                 qty = min(abs(want), p.max_order)
-                if abs(mispricing) > p.aggressive_threshold + 2.0 * view.cost:
+                if abs(mispricing) > p.aggressive_threshold + 2.0 * view.taker_cost:
                     ops.append((ORDER, is_buy, qty, None, 0, False))
-                elif abs(mispricing) > 2.0 * view.cost:
+                elif abs(mispricing) > 2.0 * view.maker_cost:
                     price = self._inside_price(view, is_buy)
                     # Never post beyond its own valuation less a margin: with the makers gone,
                     # value traders refill the touch only at prices they like.
@@ -327,7 +336,7 @@ class NoiseTraders:
     def decide(self, view, asset, step, turns) -> None:
         p = self.params
         # Costs (a Tobin tax) deter uninformed trading: participation x exp(-cost / sensitivity).
-        participation = math.exp(-view.cost * 1e4 / p.tax_sensitivity_bp) * self.rate_scale
+        participation = math.exp(-view.taker_cost * 1e4 / p.tax_sensitivity_bp) * self.rate_scale
         inv_alpha = -1.0 / p.size_pareto_alpha
         offset_min, offset_mean = p.limit_offset_min, p.limit_offset_mean_extra
         market_share, size_cap, lifetime = p.market_order_share, p.size_cap, p.order_lifetime

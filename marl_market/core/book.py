@@ -324,6 +324,11 @@ class OrderBook:
         entry = self._live.get(order_id)
         return 0 if entry is None else entry[0]
 
+    def order_price(self, order_id: int) -> int | None:
+        """Price of a live order (None if filled, cancelled or unknown)."""
+        entry = self._live.get(order_id)
+        return None if entry is None else entry[3]
+
     def __len__(self) -> int:
         """Number of live resting orders."""
         return len(self._live)

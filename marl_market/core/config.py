@@ -11,7 +11,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-AGENT_KINDS = ("maker", "momentum", "value", "noise", "zi")
+# The fixed-rule types, in agent-id order (new types go at the end, so ids stay put).
+AGENT_KINDS = ("maker", "momentum", "value", "noise", "zi", "taker", "arb")
+# The types a learner slot can take (``Population.learners``): a learner of a type is rewarded
+# like it and acts through that type's typed action (``core.actions``).
+LEARNER_KINDS = ("maker", "taker", "arb", "momentum", "value", "noise")
 
 
 @dataclass(frozen=True)
@@ -23,19 +27,27 @@ class Population:
     value: int = 3
     noise: int = 4
     zi: int = 0  # zero-intelligence traders (PyMarketSim's background crowd; none by default)
+    takers: int = 0  # execution takers working a target quantity (``TakerParams``)
+    arbs: int = 0  # pair arbitrageurs (``ArbParams``; need two assets)
+    # Learner slots: one type per slot (``LEARNER_KINDS``), their decisions supplied from
+    # outside each step (``Market.act``), ids after every fixed agent's.
+    learners: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, int]:
+        """How many fixed-rule agents of each type (``AGENT_KINDS`` order)."""
         return {
             "maker": self.makers,
             "momentum": self.momentum,
             "value": self.value,
             "noise": self.noise,
             "zi": self.zi,
+            "taker": self.takers,
+            "arb": self.arbs,
         }
 
     @property
     def total(self) -> int:
-        return self.makers + self.momentum + self.value + self.noise + self.zi
+        return sum(self.counts().values()) + len(self.learners)
 
 
 @dataclass(frozen=True)
@@ -84,7 +96,10 @@ class MakerParams:
     position_limit: int = 200
     endowment: int = 50  # shares held at the start (what a short ban lets it sell)
     inventory_penalty: float = 1e-3  # reward: - lambda * inventory^2
-    liquidity_bonus: float = 0.1  # reward: + bonus per step quoting both sides
+    liquidity_bonus: float = 0.1  # reward: + bonus x presence (share of books quoted)
+    # Presence on a book: a bid and an ask resting, each within this many ticks of the mid.
+    presence_ticks: float = 10.0
+    stress_spread_factor: float = 2.0  # half-spread x this while the regime is stress
 
 
 @dataclass(frozen=True)
@@ -149,6 +164,54 @@ class ZIParams:
     inventory_penalty: float = 0.0
 
 
+TAKER_STYLES = ("twap", "pov")
+
+
+@dataclass(frozen=True)
+class TakerParams:
+    """Execution takers: buy (even members) or sell (odd) ``target`` shares by ``horizon``.
+
+    Member i works asset i mod n_assets. TWAP sends market orders that keep its fills on a
+    straight line to the target at the horizon; POV sends ``pov_rate`` x the asset's last
+    step's volume. Both sweep whatever is left on the horizon's last step, so the target is met
+    on time if the book can take it. Measured by implementation shortfall against the mid when
+    the order arrived (step 0), in basis points.
+    """
+
+    target: int = 500  # shares
+    horizon: int = 1_000  # steps (capped at the run's length)
+    style: str = "twap"  # "twap" | "pov"
+    pov_rate: float = 0.1  # POV: share of the last step's volume per step
+    max_child: int = 50  # largest market order before the final sweep
+    position_limit: int = 10_000
+    endowment: int = 0
+    inventory_penalty: float = 0.0  # reward: - lambda * inventory^2
+    delay_penalty: float = 1e-3  # reward: - lambda * |remaining target| per step
+
+
+@dataclass(frozen=True)
+class ArbParams:
+    """Pair arbitrageurs: trade the z-score of the log-price spread of two assets.
+
+    Member i trades the pair (i mod n, (i + 1) mod n) of the n assets. The spread is
+    log mid(a) - log mid(b); its mean and variance are exponentially weighted over
+    ``halflife`` steps. Above ``entry_z`` it sells a and buys b (below -entry_z the reverse),
+    in ``order_size`` lots up to ``max_position`` per leg, both legs in one turn; it closes
+    both when |z| falls under ``exit_z``.
+    """
+
+    entry_z: float = 2.0
+    exit_z: float = 0.5
+    halflife: float = 200.0  # steps
+    warmup: int = 200  # steps before the first trade (the statistics settle)
+    order_size: int = 10
+    max_position: int = 50  # shares per leg: the leverage cap
+    position_limit: int = 100
+    endowment: int = 50
+    inventory_penalty: float = 1e-4  # reward: - lambda * inventory^2 (leverage)
+    unhedged_penalty: float = 1e-2  # reward: - lambda * sum |inventory| per step
+
+
 @dataclass(frozen=True)
 class Rules:
     """Market rules. Fees and taxes are fractions of traded notional."""
@@ -194,6 +257,8 @@ class MarketConfig:
     value: ValueParams = field(default_factory=ValueParams)
     noise: NoiseParams = field(default_factory=NoiseParams)
     zi: ZIParams = field(default_factory=ZIParams)
+    taker: TakerParams = field(default_factory=TakerParams)
+    arb: ArbParams = field(default_factory=ArbParams)
     rules: Rules = field(default_factory=Rules)
     depth_band: int = 5  # ticks from the mid within which the per-step depth is summed
     agent_record_interval: int = 10  # steps between per-agent PnL/inventory samples
@@ -205,9 +270,7 @@ class MarketConfig:
     def replace(self, **changes) -> MarketConfig:
         return dataclasses.replace(self, **changes)
 
-    def agent_params(
-        self, kind: str
-    ) -> MakerParams | MomentumParams | ValueParams | NoiseParams | ZIParams:
+    def agent_params(self, kind: str):
         """The parameters of one agent type (``kind`` from ``AGENT_KINDS``)."""
         return {
             "maker": self.maker,
@@ -215,12 +278,22 @@ class MarketConfig:
             "value": self.value,
             "noise": self.noise,
             "zi": self.zi,
+            "taker": self.taker,
+            "arb": self.arb,
         }[kind]
 
 
 def config_to_dict(config: MarketConfig) -> dict:
-    """A JSON-ready nested dict of ``config``."""
-    return dataclasses.asdict(config)
+    """A JSON-ready nested dict of ``config`` (tuples as lists, as JSON reads them back)."""
+    return _lists(dataclasses.asdict(config))
+
+
+def _lists(value):
+    if isinstance(value, dict):
+        return {key: _lists(item) for key, item in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_lists(item) for item in value]
+    return value
 
 
 def zi_crowd_config(n_agents: int = 500, steps: int = 50_000) -> MarketConfig:

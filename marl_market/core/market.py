@@ -41,6 +41,7 @@ from marl_market.core.agents import (
     NoiseTraders,
     ValueTraders,
 )
+from marl_market.core.arbs import PairArbitrageurs
 from marl_market.core.book import OrderBook
 from marl_market.core.config import (
     AGENT_KINDS,
@@ -51,15 +52,19 @@ from marl_market.core.config import (
 )
 from marl_market.core.draws import PerStep
 from marl_market.core.fundamentals import correlation_factor, mix
+from marl_market.core.learners import LearnerSlots
 from marl_market.core.recorder import Columns
 from marl_market.core.regimes import NORMAL, STRESS, RegimeChain, check_regimes, stress_regime
 from marl_market.core.results import (
     AGENT_COLUMNS,
     AGENT_STEP_COLUMNS,
+    POSITION_COLUMNS,
+    REWARD_COMPONENTS,
     STEP_COLUMNS,
     TRADE_COLUMNS,
     RunResult,
 )
+from marl_market.core.takers import ExecutionTakers, check_takers
 from marl_market.core.zi import ZeroIntelligenceTraders
 
 INITIAL_ORDERS_PER_NOISE_TRADER = 10  # per side, so a run starts with a live book
@@ -104,23 +109,38 @@ class Market:
             noise_seed,
             zi_seed,
             regime_seed,
-        ) = np.random.SeedSequence(seed).spawn(8)
+            taker_seed,
+            arb_seed,
+            learner_seed,
+        ) = np.random.SeedSequence(seed).spawn(11)
         self._fundamental_draws = PerStep(np.random.default_rng(fund_seed), config.n_assets, 1, 3)
         # The Cholesky factor mixing the assets' shocks (None: independent, nothing mixed).
         self._correlation = correlation_factor(config.fundamental_correlation, config.n_assets)
         n_assets = config.n_assets
         max_activity = config.feedback.max_activity
 
-        # Agent ids: makers first, then momentum, value, noise, zero-intelligence.
-        counts = config.population.counts()
+        # Agent ids: the fixed-rule types in ``AGENT_KINDS`` order (makers first), then the
+        # learner slots, so adding a learner renumbers nobody.
+        population = config.population
+        counts = population.counts()
         ids: dict[str, list[int]] = {}
         kinds: list[str] = []
         for kind in AGENT_KINDS:
             ids[kind] = list(range(len(kinds), len(kinds) + counts[kind]))
             kinds.extend([kind] * counts[kind])
+        learner_ids = list(range(len(kinds), len(kinds) + len(population.learners)))
+        kinds.extend(population.learners)
         self.agent_kinds = kinds
         self.agent_ids = ids
+        # "fixed" for a fixed-rule agent, "learner" for a slot acting through ``act``.
+        self.agent_policies = ["fixed"] * (len(kinds) - len(learner_ids)) + ["learner"] * len(
+            learner_ids
+        )
         n_agents = len(kinds)
+        if population.takers:
+            check_takers(config.taker)
+        if population.arbs and n_assets < 2:
+            raise ValueError("arbitrageurs trade pairs: they need at least two assets")
         self.makers = MarketMakers(ids["maker"], n_assets, config.maker, maker_seed)
         self.momentum = MomentumTraders(
             ids["momentum"], n_assets, config.momentum, max_activity, mom_seed
@@ -128,6 +148,16 @@ class Market:
         self.value = ValueTraders(ids["value"], n_assets, config.value, max_activity, value_seed)
         self.noise = NoiseTraders(ids["noise"], n_assets, config.noise, noise_seed)
         self.zi = ZeroIntelligenceTraders(ids["zi"], n_assets, config.zi, zi_seed)
+        self.takers = ExecutionTakers(
+            ids["taker"], n_assets, config.taker, config.steps, taker_seed
+        )
+        self.arbs = PairArbitrageurs(ids["arb"], n_assets, config.arb, arb_seed)
+        self.learners = LearnerSlots(learner_ids, config, learner_seed)
+        # Who is rewarded for what (spec 000): makers for presence, takers for their remaining
+        # target, arbitrageurs for unhedged exposure - fixed agents and learners alike.
+        self._maker_agents = [i for i, kind in enumerate(kinds) if kind == "maker"]
+        self._arb_agents = [i for i, kind in enumerate(kinds) if kind == "arb"]
+        self._tasks = self.takers.tasks + list(self.learners.tasks.values())
         params = [config.agent_params(kind) for kind in kinds]
         self.position_limit = [p.position_limit for p in params]
         # Shares each agent owns at the start. ``inventory`` below is the position relative to
@@ -135,7 +165,6 @@ class Market:
         self.endowment = [p.endowment for p in params]
         # Per-agent weights of each type's own reward terms (see ``cumulative_reward``).
         self._inventory_penalty = np.array([p.inventory_penalty for p in params])
-        self._is_maker = np.array([kind == "maker" for kind in kinds])
 
         # Accounts (Python lists: scalar updates per fill are the hot path).
         self.cash = [0.0] * n_agents
@@ -144,11 +173,19 @@ class Market:
         self.open_sell = [[0] * n_agents for _ in range(n_assets)]
         self.agent_trades = [0] * n_agents
         self.agent_rejections = [0] * n_agents
+        # Charges per agent, in ticks x shares: taker fees paid, maker rebates received, taxes.
+        self.fees_paid = [0.0] * n_agents
+        self.rebates_received = [0.0] * n_agents
+        self.taxes_paid = [0.0] * n_agents
         # The inventory penalty's running sum, kept lazily: inventory changes only on fills,
         # so each fill adds old_inventory^2 x the steps it was held ("since" = from which step).
         self._inv_sq_sum = [[0] * n_agents for _ in range(n_assets)]
         self._inv_since = [[0] * n_agents for _ in range(n_assets)]
-        self._maker_steps = 0  # steps at whose end the makers were quoting (liquidity bonus)
+        # Reward terms summed over the steps played: makers' presence (share of books quoted
+        # both sides near the mid), takers' |remaining target|, arbitrageurs' sum |inventory|.
+        self._presence_sum = [0.0] * n_agents
+        self._remaining_sum = [0.0] * n_agents
+        self._exposure_sum = [0.0] * n_agents
 
         self.books = [OrderBook() for _ in range(n_assets)]
         # Live resting orders per asset: order_id -> (is_buy, owner), to keep open qty right.
@@ -167,7 +204,7 @@ class Market:
             view.mid = view.ema_mid = float(f.initial_price)
             view.log_mid = view.log_fair = log_p0
             view.sigma_fast = view.sigma_slow = f.volatility
-            view.cost = config.rules.tobin_tax
+        self._price_rules(config.rules)
         self._w_fast = _ewma_weight(config.feedback.fast_halflife)
         self._w_slow = _ewma_weight(config.feedback.slow_halflife)
         self._w_ema = _ewma_weight(config.maker.ema_halflife)
@@ -198,6 +235,8 @@ class Market:
             if self._regime_chain.state == STRESS:
                 self._switch_regime(STRESS)
         self._seed_book(np.random.default_rng(init_seed))
+        for task in self._tasks:  # the mid each parent order's shortfall is measured from
+            task.arrival_mid = self.views[task.asset].mid
 
     # ------------------------------------------------------------------ set-up
     def _seed_book(self, rng: np.random.Generator) -> None:
@@ -235,8 +274,14 @@ class Market:
         """Change the market's rules (fees, Tobin tax, short ban) from now on."""
         self._log("set_rules", _changes(self.config.rules, rules))
         self.config = self.config.replace(rules=rules)
+        self._price_rules(rules)
+
+    def _price_rules(self, rules: Rules) -> None:
+        """Tell every agent what trading costs now, aggressive and resting (fractions)."""
         for view in self.views:
             view.cost = rules.tobin_tax
+            view.taker_cost = rules.tobin_tax + rules.taker_fee
+            view.maker_cost = rules.tobin_tax - rules.maker_rebate
 
     def set_regime(self, fundamental: FundamentalParams, noise: NoiseParams) -> None:
         """Switch the fundamental's and the noise traders' parameters (e.g. to stress)."""
@@ -277,6 +322,8 @@ class Market:
         else:
             fundamental, noise = self._normal_regime
         self.regime = regime
+        for view in self.views:
+            view.stressed = regime == STRESS
         self.config = self.config.replace(fundamental=fundamental, noise=noise)
         self.noise.set_params(self.t, noise)
 
@@ -317,19 +364,35 @@ class Market:
                 noise.decide(view, asset, t, turns)
             if zi.ids:
                 zi.decide(view, asset, t, inventory, turns)
+        # Types whose one decision spans assets (a taker's asset is its own; an arbitrageur's
+        # turn places both legs; a learner's action covers every asset).
+        if self.takers.ids:
+            self.takers.decide(self.views, t, self.inventory, turns)
+        if self.arbs.ids:
+            self.arbs.decide(self.views, t, self.inventory, turns)
+        if self.learners.ids:
+            self.learners.decide(self.views, t, self.inventory, turns)
         # Turns in the order of their random arrival times within the step (each drawn by the
         # acting type), so no type always moves first.
         turns.sort(key=_TURN_KEY)
-        play = self._play
+        play, play_legs = self._play, self._play_legs
         for turn in turns:
-            play(turn)
+            if turn[2] is None:
+                play_legs(turn)
+            else:
+                play(turn)
 
         self._evolve_fundamentals(t)
         for asset in range(self.config.n_assets):
             self._observe(asset)
             self._record(asset)
-        if makers.active and makers.ids:
-            self._maker_steps += 1
+        if self._maker_agents:
+            self._add_presence()
+        for task in self._tasks:
+            remaining = task.remaining(self.inventory[task.asset][task.agent_id])
+            self._remaining_sum[task.agent_id] += abs(remaining)
+        for agent_id in self._arb_agents:
+            self._exposure_sum[agent_id] += sum(abs(inv[agent_id]) for inv in self.inventory)
         if t % self.config.agent_record_interval == 0:
             self._record_agents(t)
         self.t = t + 1
@@ -397,6 +460,21 @@ class Market:
                     placed.append((is_buy, order_id))
         if on_placed is not None:
             on_placed(agent_id, asset, placed)
+
+    def _play_legs(self, turn: tuple) -> None:
+        """A turn spanning assets: its ``(asset, op)`` legs back to back, nobody in between."""
+        _, agent_id, _, legs, on_placed = turn
+        placed = []
+        for asset, op in legs:
+            if op[0] is CANCEL:
+                self._cancel(asset, op[1])
+            else:
+                _, is_buy, qty, price, lifetime, post_only = op
+                order_id = self._place(agent_id, asset, is_buy, qty, price, lifetime, post_only)
+                if order_id:
+                    placed.append((asset, is_buy, order_id))
+        if on_placed is not None:
+            on_placed(agent_id, placed)
 
     def _place(self, agent_id, asset, is_buy, qty, price, lifetime, post_only) -> int:
         """Check, submit and settle one order; return its id if a remainder rests, else 0."""
@@ -498,6 +576,10 @@ class Market:
             if charges:
                 cash[taker] -= (taker_fee + tax) * notional
                 cash[maker] += (rebate - tax) * notional
+                self.fees_paid[taker] += taker_fee * notional
+                self.rebates_received[maker] += rebate * notional
+                self.taxes_paid[taker] += tax * notional
+                self.taxes_paid[maker] += tax * notional
             agent_trades[buyer] += 1
             agent_trades[seller] += 1
             log.append((t, asset, price, qty, buyer, seller, aggressor))
@@ -549,6 +631,31 @@ class Market:
         view.ema_mid += self._w_ema * (view.mid - view.ema_mid)
         view.log_fair = self.log_fair[asset]
 
+    def _add_presence(self) -> None:
+        """Each maker's presence this step: the share of books it quotes on both sides within
+        ``presence_ticks`` of the mid (spec 000's liquidity bonus pays for this, not for being
+        in the market: a maker quoting nothing, or far away, earns none)."""
+        distance = self.config.maker.presence_ticks
+        n_assets = len(self.books)
+        fixed = self.makers.member_of
+        learners = self.learners
+        for agent_id in self._maker_agents:
+            member = fixed.get(agent_id)
+            if member is not None:
+                quotes = self.makers.quotes[member]
+            else:
+                quotes = learners.quotes[learners.slot_of[agent_id]]
+            present = 0
+            for asset, (bid_id, ask_id) in enumerate(quotes):
+                if not bid_id or not ask_id:
+                    continue
+                book, mid = self.books[asset], self.views[asset].mid
+                bid, ask = book.order_price(bid_id), book.order_price(ask_id)
+                if bid is not None and ask is not None and mid - bid <= distance:
+                    present += ask - mid <= distance
+            if present:
+                self._presence_sum[agent_id] += present / n_assets
+
     def _record(self, asset: int) -> None:
         view = self.views[asset]
         book = self.books[asset]
@@ -583,6 +690,7 @@ class Market:
                 self.regime,
             )
         )
+        view.volume = self._volume[asset]
         self._volume[asset] = 0
         self._n_trades[asset] = 0
         ring = self._log_mid_ring[asset]
@@ -595,18 +703,18 @@ class Market:
             mtm += np.array(self.inventory[asset]) * view.mid
         return mtm
 
-    @property
-    def cumulative_reward(self) -> np.ndarray:
-        """Each agent's reward summed over the steps played, computed when read.
+    def reward_components(self) -> dict[str, np.ndarray]:
+        """Each agent's reward so far, term by term (spec 000), summed over the steps played.
 
         The per-step reward is the change in mark-to-market PnL plus each type's own terms:
-        maker:    dMTM - lambda * inventory^2 + bonus while quoting both sides
-        momentum: dMTM - lambda * inventory^2
-        value:    dMTM - lambda * inventory^2
-        noise, zi: dMTM
-        The dMTM terms sum to the current MTM (every account starts at 0), inventory changes only
-        on fills (``_settle`` keeps the running sum of inventory^2), and the bonus counts the
-        steps the makers were in: so no step pays for rewards nobody reads.
+        maker:    dMTM - lambda_inv ||inventory||^2 + lambda_liq presence
+        taker:    dMTM - lambda_inv ||inventory||^2 - lambda_delay |remaining target|
+        arb:      dMTM - lambda_inv ||inventory||^2 - lambda_unhedged sum |inventory|
+        momentum, value: dMTM - lambda_inv ||inventory||^2;  noise, zi: dMTM
+        (``REWARD_COMPONENTS``; ``reward`` is their sum). The dMTM terms sum to the current MTM
+        (every account starts at 0), inventory changes only on fills (``_settle`` keeps the
+        running sum of inventory^2), and the other terms are summed as the steps are played.
+        Fees, rebates and taxes are inside dMTM (they move cash) and are listed beside it.
         """
         t = self.t
         inv_sq = np.zeros(len(self.agent_kinds))
@@ -615,8 +723,70 @@ class Market:
         ):
             held = np.array(inventory, dtype=np.float64)
             inv_sq += np.array(sq_sum, dtype=np.float64) + held * held * (t - np.array(since))
-        bonus = self._is_maker * (self.config.maker.liquidity_bonus * self._maker_steps)
-        return self.mark_to_market() - self._inventory_penalty * inv_sq + bonus
+        c = self.config
+        kinds = self.agent_kinds
+        per_kind = np.array  # one weight per agent, from its type's parameters
+        liquidity = per_kind([c.maker.liquidity_bonus if k == "maker" else 0.0 for k in kinds])
+        delay = per_kind([c.taker.delay_penalty if k == "taker" else 0.0 for k in kinds])
+        unhedged = per_kind([c.arb.unhedged_penalty if k == "arb" else 0.0 for k in kinds])
+        components = {
+            "mtm": self.mark_to_market(),
+            "inventory_penalty": -self._inventory_penalty * inv_sq,
+            "liquidity_bonus": liquidity * np.array(self._presence_sum),
+            "delay_penalty": -delay * np.array(self._remaining_sum),
+            "unhedged_penalty": -unhedged * np.array(self._exposure_sum),
+        }
+        components["reward"] = sum(components[name] for name in REWARD_COMPONENTS)
+        components["fees_paid"] = np.array(self.fees_paid)
+        components["rebates_received"] = np.array(self.rebates_received)
+        components["taxes_paid"] = np.array(self.taxes_paid)
+        return components
+
+    @property
+    def cumulative_reward(self) -> np.ndarray:
+        """Each agent's reward summed over the steps played (``reward_components``' sum)."""
+        return self.reward_components()["reward"]
+
+    # ------------------------------------------------------------------ learners
+    @property
+    def learner_names(self) -> list[str]:
+        """The learner slots' names (``maker_0``, ``taker_0``, ...), in agent-id order."""
+        return list(self.learners.names)
+
+    def learner_id(self, name: str) -> int:
+        """The agent id of the learner slot called ``name``."""
+        try:
+            return self.learners.ids[self.learners.names.index(name)]
+        except ValueError:
+            raise ValueError(
+                f"no learner called {name!r}; this market has {self.learners.names}"
+            ) from None
+
+    def act(self, name: str, action: object) -> None:
+        """Give the learner ``name`` its typed action (``core.actions``) for the next step."""
+        self.learners.act(self.learner_id(name), action)
+
+    def execution_report(self) -> list[dict]:
+        """Per execution taker (fixed and learning): target, filled and shortfall so far."""
+        report = []
+        for task in self._tasks:
+            position = self.inventory[task.asset][task.agent_id]
+            report.append(
+                {
+                    "agent": task.agent_id,
+                    "asset": task.asset,
+                    "style": self.config.taker.style
+                    if self.agent_policies[task.agent_id] == "fixed"
+                    else "learner",
+                    "side": "buy" if task.side > 0 else "sell",
+                    "target": task.target,
+                    "filled": task.filled(position),
+                    "horizon": task.horizon,
+                    "arrival_mid": task.arrival_mid,
+                    "shortfall_bp": task.shortfall_bp(position, self.cash[task.agent_id]),
+                }
+            )
+        return report
 
     def _record_agents(self, t: int) -> None:
         """A sample of every agent's inventory (summed over assets) and mark-to-market PnL."""
@@ -660,15 +830,27 @@ class Market:
         )
         n_agents = len(self.agent_kinds)
         inventory = np.sum([np.array(inv) for inv in self.inventory], axis=0)
+        rewards = self.reward_components()
         agents = {
             "agent_id": np.arange(n_agents, dtype=np.int64),
             "kind": np.array(self.agent_kinds, dtype=object),
+            "policy": np.array(self.agent_policies, dtype=object),
             "cash": np.array(self.cash),
             "inventory": inventory.astype(np.int64),
-            "pnl": self.mark_to_market(),
-            "reward": self.cumulative_reward,
+            "pnl": rewards["mtm"],
+            "reward": rewards["reward"],
+            **{name: rewards[name] for name in REWARD_COMPONENTS if name != "mtm"},
+            "fees_paid": rewards["fees_paid"],
+            "rebates_received": rewards["rebates_received"],
+            "taxes_paid": rewards["taxes_paid"],
             "n_trades": np.array(self.agent_trades, dtype=np.int64),
             "rejected_orders": np.array(self.agent_rejections, dtype=np.int64),
+        }
+        n_assets = len(self.inventory)
+        positions = {
+            "agent_id": np.repeat(np.arange(n_agents, dtype=np.int64), n_assets),
+            "asset": np.tile(np.arange(n_assets, dtype=np.int64), n_agents),
+            "inventory": np.array(self.inventory, dtype=np.int64).T.reshape(-1),
         }
         sample_step, sample_inventory, sample_pnl = self._agent_samples.columns(
             [np.int64, np.int64, np.float64]
@@ -680,6 +862,7 @@ class Market:
             "pnl": sample_pnl,
         }
         assert set(agents) == set(AGENT_COLUMNS) and set(agent_steps) == set(AGENT_STEP_COLUMNS)
+        assert set(positions) == set(POSITION_COLUMNS)
         return RunResult(
             config=self.initial_config,
             seed=self.seed,
@@ -687,6 +870,7 @@ class Market:
             trades=trades,
             agents=agents,
             agent_steps=agent_steps,
+            positions=positions,
             counters=dict(self.counters),
             interventions=copy.deepcopy(self.interventions),
         )

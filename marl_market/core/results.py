@@ -33,15 +33,36 @@ TRADE_COLUMNS = {
     "sell_agent": np.int64,
     "aggressor": np.int8,  # +1 buyer-initiated, -1 seller-initiated
 }
+# The terms of an agent's reward (``Market.reward_components``); ``reward`` is their sum.
+REWARD_COMPONENTS = (
+    "mtm",
+    "inventory_penalty",
+    "liquidity_bonus",
+    "delay_penalty",
+    "unhedged_penalty",
+)
 AGENT_COLUMNS = {
     "agent_id": np.int64,
-    "kind": object,  # "maker" | "momentum" | "value" | "noise" | "zi"
-    "cash": np.float64,  # ticks x shares
-    "inventory": np.int64,  # summed over assets
-    "pnl": np.float64,  # mark-to-market at the last mid, ticks x shares
-    "reward": np.float64,  # cumulative own reward
+    "kind": object,  # "maker" | "momentum" | "value" | "noise" | "zi" | "taker" | "arb"
+    "policy": object,  # "fixed" (a fixed rule) | "learner" (acts through ``Market.act``)
+    "cash": np.float64,  # ticks x shares, fees, rebates and taxes included
+    "inventory": np.int64,  # net shares summed over assets (per asset: ``positions``)
+    "pnl": np.float64,  # mark-to-market at the last mids, ticks x shares (the reward's mtm)
+    "reward": np.float64,  # cumulative own reward: pnl plus the four terms below
+    "inventory_penalty": np.float64,  # - lambda_inv x sum of ||inventory||^2 (<= 0)
+    "liquidity_bonus": np.float64,  # makers: + lambda_liq x presence summed (>= 0)
+    "delay_penalty": np.float64,  # takers: - lambda_delay x sum of |remaining target| (<= 0)
+    "unhedged_penalty": np.float64,  # arbitrageurs: - lambda_unhedged x sum of sum|inv| (<= 0)
+    "fees_paid": np.float64,  # taker fees paid, ticks x shares (inside cash and pnl)
+    "rebates_received": np.float64,  # maker rebates received
+    "taxes_paid": np.float64,  # Tobin tax paid
     "n_trades": np.int64,
     "rejected_orders": np.int64,  # refused by position limits or rules
+}
+POSITION_COLUMNS = {  # one row per agent and asset at the end of the run
+    "agent_id": np.int64,
+    "asset": np.int64,
+    "inventory": np.int64,  # shares of this asset, relative to the endowment
 }
 AGENT_STEP_COLUMNS = {
     "step": np.int64,
@@ -64,6 +85,7 @@ class RunResult:
     trades: dict[str, np.ndarray]
     agents: dict[str, np.ndarray]
     agent_steps: dict[str, np.ndarray]
+    positions: dict[str, np.ndarray] = field(default_factory=dict)  # ``POSITION_COLUMNS``
     counters: dict[str, int] = field(default_factory=dict)  # book events, rejections, ...
     # What changed during the run, in order: {"step", "action", "changes"}, e.g.
     # {"step": 2500, "action": "set_rules", "changes": {"short_ban": True}}. ``config`` is the

@@ -97,6 +97,7 @@ def verify_run(store: RunStore, run_id: str) -> Verification:
         "trades": store.load_trades,
         "agents": store.load_agents,
         "agent_steps": store.load_agent_steps,
+        "positions": store.load_positions,
     }
     differences = []
     for table, columns in RESULT_TABLES.items():

@@ -48,6 +48,10 @@ class Reader(Connection):
         """The sampled per-agent inventory and PnL of a run."""
         return self._load_table("agent_steps", run_id)
 
+    def load_positions(self, run_id: str) -> dict[str, np.ndarray]:
+        """Each agent's end-of-run inventory per asset (one row per agent and asset)."""
+        return self._load_table("positions", run_id)
+
     def load_metrics(self, run_id: str) -> dict[str, float]:
         """The metrics stored with a run, by name."""
         with self._read() as con:

@@ -10,6 +10,7 @@ import numpy as np
 from marl_market.core.results import (
     AGENT_COLUMNS,
     AGENT_STEP_COLUMNS,
+    POSITION_COLUMNS,
     STEP_COLUMNS,
     TRADE_COLUMNS,
 )
@@ -22,6 +23,7 @@ RESULT_TABLES: dict[str, dict[str, Any]] = {
     "trades": TRADE_COLUMNS,
     "agents": AGENT_COLUMNS,
     "agent_steps": AGENT_STEP_COLUMNS,
+    "positions": POSITION_COLUMNS,
 }
 RUN_COLUMNS = {
     "run_id": "VARCHAR PRIMARY KEY",
