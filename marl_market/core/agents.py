@@ -56,6 +56,7 @@ class MarketView:
         "taker_cost",
         "maker_cost",
         "volume",
+        "flow",
         "stressed",
     )
 
@@ -73,6 +74,7 @@ class MarketView:
         self.taker_cost = 0.0  # what an aggressive order pays per unit notional (tax + fee)
         self.maker_cost = 0.0  # what a resting order pays (tax - rebate; negative: earns)
         self.volume = 0  # shares traded on the asset during the last step
+        self.flow = 0  # buyer- minus seller-initiated shares during the last step
         self.stressed = False  # the regime is stress (spec 000: observable, a node feature)
 
 

@@ -222,6 +222,7 @@ class Market:
         self._trades = Columns(len(TRADE_COLUMNS), np.int32, record)
         self._agent_samples = Columns(3, np.float64, record)  # (step, inventory, pnl) per agent
         self._volume = [0] * n_assets
+        self._flow = [0] * n_assets  # signed by the aggressor: order-flow imbalance
         self._n_trades = [0] * n_assets
 
         # Regimes: a chain only if it can ever be in stress, so default runs draw nothing; set
@@ -585,6 +586,7 @@ class Market:
             log.append((t, asset, price, qty, buyer, seller, aggressor))
             filled += qty
         self._volume[asset] += filled
+        self._flow[asset] += aggressor * filled
         self._n_trades[asset] += len(trades)
         return filled
 
@@ -691,7 +693,9 @@ class Market:
             )
         )
         view.volume = self._volume[asset]
+        view.flow = self._flow[asset]
         self._volume[asset] = 0
+        self._flow[asset] = 0
         self._n_trades[asset] = 0
         ring = self._log_mid_ring[asset]
         ring[(self.t + 1) % len(ring)] = view.log_mid
