@@ -213,3 +213,37 @@ def test_default_market_is_unchanged_by_the_new_types():
     result = Market(MarketConfig(steps=500), SEED).run()
     np.testing.assert_array_equal(result.positions["inventory"], result.agents["inventory"])
     assert set(result.agents["policy"]) == {"fixed"}
+
+
+def test_venue_books_of_one_asset_share_its_fundamental_and_invite_arbitrage():
+    from marl_market.core.fundamentals import venue_listings
+
+    config = MarketConfig(
+        steps=3_000,
+        n_assets=4,  # books: asset 0 on venues 0 and 1, asset 1 on venues 0 and 1
+        listings=venue_listings(2, 2),
+        fundamental_correlation=((1.0, 0.5), (0.5, 1.0)),
+        population=Population(arbs=1),  # trades books 0 and 1: one asset, two venues
+    )
+    assert config.listings == (0, 0, 1, 1)
+    result = Market(config, SEED).run()
+    fair = [result.asset_series("fair_value", book) for book in range(4)]
+    np.testing.assert_array_equal(fair[0], fair[1])
+    np.testing.assert_array_equal(fair[2], fair[3])
+    assert not np.array_equal(fair[0], fair[2])
+    mids = [result.asset_series("mid", book) for book in range(4)]
+    # The venues of one asset stay far closer to each other than to the other asset.
+    same = np.mean(np.abs(mids[0] - mids[1]))
+    other = np.mean(np.abs(mids[0] - mids[2]))
+    assert same < other
+    (arb,) = Market(config, SEED).agent_ids["arb"]
+    assert result.agents["n_trades"][arb] > 0
+
+
+@pytest.mark.parametrize(
+    ("listings", "message"),
+    [((0, 0), "one fundamental per book"), ((0, 2, 2), "0..k-1"), ((0, -1, 1), "non-negative")],
+)
+def test_bad_listings_are_refused_with_one_message(listings, message):
+    with pytest.raises(ValueError, match=message):
+        Market(MarketConfig(steps=10, n_assets=3, listings=listings), SEED)

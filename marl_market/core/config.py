@@ -266,6 +266,11 @@ class MarketConfig:
     # assets' fundamentals move independently. Checked by ``core.fundamentals``.
     fundamental_correlation: tuple[tuple[float, ...], ...] | None = None
     regimes: RegimeParams = field(default_factory=RegimeParams)
+    # The fundamental each book trades, when an asset is listed on several venues (e.g.
+    # (0, 0, 1, 1): two assets on two venues, ``core.fundamentals.venue_listings``); None:
+    # every book is its own asset. ``n_assets`` counts books; the correlation matrix is over
+    # fundamentals.
+    listings: tuple[int, ...] | None = None
 
     def replace(self, **changes) -> MarketConfig:
         return dataclasses.replace(self, **changes)

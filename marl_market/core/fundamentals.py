@@ -65,6 +65,33 @@ def _problem(c: np.ndarray | None, n_assets: int) -> str:
     return ""
 
 
+def book_fundamentals(listings: Sequence[int] | None, n_books: int) -> list[int]:
+    """The fundamental each book trades: ``listings`` checked, or book i -> fundamental i.
+
+    Venue books of one asset share its fundamental (spec 000's venue-asset nodes), so their
+    prices differ only by their books' order flow: what a cross-venue arbitrageur trades.
+    Raises one ``ValueError`` unless there is one entry per book and the fundamentals are
+    numbered 0..k-1, each listed at least once.
+    """
+    if listings is None:
+        return list(range(n_books))
+    listed = list(listings)
+    if len(listed) != n_books:
+        raise ValueError(f"listings needs one fundamental per book ({n_books}), got {len(listed)}")
+    if any(not isinstance(x, int) or isinstance(x, bool) or x < 0 for x in listed):
+        raise ValueError("listings must be non-negative integers (a fundamental per book)")
+    if set(listed) != set(range(max(listed) + 1)):
+        raise ValueError("listings must number the fundamentals 0..k-1, each at least once")
+    return listed
+
+
+def venue_listings(n_assets: int, venues: int) -> tuple[int, ...]:
+    """Books for ``n_assets`` assets on ``venues`` venues each: asset a's venues side by side."""
+    if n_assets <= 0 or venues <= 0:
+        raise ValueError(f"assets and venues must be positive, got {n_assets} and {venues}")
+    return tuple(book // venues for book in range(n_assets * venues))
+
+
 def mix(factor: list[list[float]], shocks: list[float]) -> list[float]:
     """``factor @ shocks`` for a lower-triangular factor, in plain Python (a few assets)."""
     return [sum(row[j] * shocks[j] for j in range(i + 1)) for i, row in enumerate(factor)]

@@ -51,7 +51,7 @@ from marl_market.core.config import (
     Rules,
 )
 from marl_market.core.draws import PerStep
-from marl_market.core.fundamentals import correlation_factor, mix
+from marl_market.core.fundamentals import book_fundamentals, correlation_factor, mix
 from marl_market.core.learners import LearnerSlots
 from marl_market.core.recorder import Columns
 from marl_market.core.regimes import NORMAL, STRESS, RegimeChain, check_regimes, stress_regime
@@ -113,9 +113,12 @@ class Market:
             arb_seed,
             learner_seed,
         ) = np.random.SeedSequence(seed).spawn(11)
-        self._fundamental_draws = PerStep(np.random.default_rng(fund_seed), config.n_assets, 1, 3)
-        # The Cholesky factor mixing the assets' shocks (None: independent, nothing mixed).
-        self._correlation = correlation_factor(config.fundamental_correlation, config.n_assets)
+        # The fundamental of each book (venue books of one asset share one).
+        self._fundamental_of = book_fundamentals(config.listings, config.n_assets)
+        n_fundamentals = max(self._fundamental_of) + 1
+        self._fundamental_draws = PerStep(np.random.default_rng(fund_seed), n_fundamentals, 1, 3)
+        # The Cholesky factor mixing the fundamentals' shocks (None: independent, not mixed).
+        self._correlation = correlation_factor(config.fundamental_correlation, n_fundamentals)
         n_assets = config.n_assets
         max_activity = config.feedback.max_activity
 
@@ -197,8 +200,8 @@ class Market:
         # Fundamentals, and what agents observe.
         f = config.fundamental
         log_p0 = math.log(f.initial_price)
-        self.log_fair = [log_p0] * n_assets
-        self.anchor = [log_p0] * n_assets
+        self.log_fair = [log_p0] * n_fundamentals  # per fundamental, not per book
+        self.anchor = [log_p0] * n_fundamentals
         self.views = [MarketView() for _ in range(n_assets)]
         for view in self.views:
             view.mid = view.ema_mid = float(f.initial_price)
@@ -306,8 +309,9 @@ class Market:
     def shock_fundamental(self, log_jump: float, asset: int = 0) -> None:
         """Jump the fair value of ``asset`` by ``log_jump`` (e.g. -0.03 for about -3%)."""
         self._log("shock_fundamental", {"log_jump": log_jump, "asset": asset})
-        self.log_fair[asset] += log_jump
-        self.anchor[asset] += log_jump
+        fundamental = self._fundamental_of[asset]  # every venue of the asset moves with it
+        self.log_fair[fundamental] += log_jump
+        self.anchor[fundamental] += log_jump
 
     def _switch_regime(self, regime: int) -> None:
         """Enter ``regime`` (the chain's move: recorded per step, not as an intervention).
@@ -594,23 +598,23 @@ class Market:
     def _evolve_fundamentals(self, t: int) -> None:
         f = self.config.fundamental
         draws = self._fundamental_draws
-        n_assets = self.config.n_assets
-        rows = [draws.at(t, asset) for asset in range(n_assets)]
+        n_fundamentals = len(self.log_fair)
+        rows = [draws.at(t, fundamental) for fundamental in range(n_fundamentals)]
         if self._correlation is not None:
             # Correlated assets: the same standard normals, mixed by the Cholesky factor.
             anchors = mix(self._correlation, [row[1] for row in rows])
             shocks = mix(self._correlation, [row[2] for row in rows])
             rows = [(row[0], a, s, row[3]) for row, a, s in zip(rows, anchors, shocks, strict=True)]
-        for asset in range(n_assets):
+        for fundamental in range(n_fundamentals):
             # Every number is drawn each step, so the fundamental path never depends on the
             # market (a regime change scales the same shocks).
-            jump_u, anchor_shock, shock, jump = rows[asset]
-            self.anchor[asset] += f.anchor_volatility * anchor_shock
-            x = self.log_fair[asset]
-            x += f.mean_reversion * (self.anchor[asset] - x) + f.volatility * shock
+            jump_u, anchor_shock, shock, jump = rows[fundamental]
+            self.anchor[fundamental] += f.anchor_volatility * anchor_shock
+            x = self.log_fair[fundamental]
+            x += f.mean_reversion * (self.anchor[fundamental] - x) + f.volatility * shock
             if jump_u < f.jump_probability:
                 x += f.jump_size * jump
-            self.log_fair[asset] = x
+            self.log_fair[fundamental] = x
 
     def _observe(self, asset: int) -> None:
         """Refresh what agents see of ``asset``: quotes, mid, volatility, activity."""
@@ -631,7 +635,7 @@ class Market:
         ratio = view.sigma_fast / view.sigma_slow if view.sigma_slow > 0 else 1.0
         view.activity = min(fb.max_activity, max(fb.min_activity, ratio))
         view.ema_mid += self._w_ema * (view.mid - view.ema_mid)
-        view.log_fair = self.log_fair[asset]
+        view.log_fair = self.log_fair[self._fundamental_of[asset]]
 
     def _add_presence(self) -> None:
         """Each maker's presence this step: the share of books it quotes on both sides within
@@ -683,7 +687,7 @@ class Market:
                 math.nan if bid is None else bid,
                 math.nan if ask is None else ask,
                 math.nan if bid is None or ask is None else ask - bid,
-                math.exp(self.log_fair[asset]),
+                math.exp(self.log_fair[self._fundamental_of[asset]]),
                 self._volume[asset],
                 self._n_trades[asset],
                 bid_depth,
