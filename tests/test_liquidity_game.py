@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from marl_market.core.actions import ArbitrageAction, MakerAction, TakerAction, TraderAction
 from marl_market.core.config import (
@@ -46,6 +48,22 @@ def test_fees_rebates_and_taxes_conserve_cash():
     takers = agents["kind"] == "taker"
     assert np.all(agents["rebates_received"][takers] == 0)
     assert np.all(agents["fees_paid"][takers] > 0)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    fee=st.floats(0.0, 2e-3),
+    rebate=st.floats(0.0, 2e-3),
+    tax=st.floats(0.0, 1e-3),
+    seed=st.integers(0, 10_000),
+)
+def test_cash_is_conserved_for_any_fees(fee, rebate, tax, seed):
+    rules = Rules(taker_fee=fee, maker_rebate=rebate, tobin_tax=tax)
+    config = two_assets(steps=300, takers=1, arbs=1).replace(rules=rules)
+    agents = Market(config, seed).run().agents
+    net = agents["fees_paid"] + agents["taxes_paid"] - agents["rebates_received"]
+    scale = max(1.0, float(np.abs(agents["cash"]).sum()))
+    assert abs(agents["cash"].sum() + net.sum()) <= 1e-9 * scale
 
 
 def test_a_taker_fee_makes_momentum_traders_trade_less():
