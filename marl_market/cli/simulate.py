@@ -24,6 +24,7 @@ from marl_market.cli.common import (
     open_store,
     scenario_table,
 )
+from marl_market.core.config import TAKER_STYLES, TakerParams
 from marl_market.core.numbers import fmt
 from marl_market.store.records import (
     SCENARIO_CHOICES,
@@ -63,6 +64,28 @@ def simulate(
         float,
         typer.Option(help="Per-step probability of leaving the current regime (normal/stress)."),
     ] = 0.0,
+    maker_rebate: Annotated[
+        float,
+        typer.Option(help="Rebate to the resting side, a fraction of notional (0.0002 = 2 bp)."),
+    ] = 0.0,
+    taker_fee: Annotated[
+        float,
+        typer.Option(help="Fee paid by the aggressor, a fraction of notional (0.0002 = 2 bp)."),
+    ] = 0.0,
+    takers: Annotated[
+        int,
+        typer.Option(help="Execution takers: each buys (even) or sells (odd) a target."),
+    ] = 0,
+    taker_target: Annotated[
+        int, typer.Option(help="Shares each execution taker must buy or sell.")
+    ] = TakerParams().target,
+    taker_style: Annotated[
+        str, typer.Option(help=f"How takers work their target: {' | '.join(TAKER_STYLES)}.")
+    ] = TakerParams().style,
+    taker_horizon: Annotated[
+        int, typer.Option(help="Steps the takers have for their target (capped at the run).")
+    ] = TakerParams().horizon,
+    arbs: Annotated[int, typer.Option(help="Pair arbitrageurs (need --assets 2 or more).")] = 0,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -83,6 +106,13 @@ def simulate(
             correlation=correlation,
             correlation_matrix=_read_matrix(correlation_matrix),
             regime_switch=regime_switch,
+            maker_rebate=maker_rebate,
+            taker_fee=taker_fee,
+            takers=takers,
+            taker_target=taker_target,
+            taker_style=taker_style,
+            taker_horizon=taker_horizon,
+            arbs=arbs,
         )
     except InputError as error:
         fail(str(error))
@@ -131,6 +161,15 @@ def simulate(
             f"stress regime: {market['regime_stress_share']:.0%} of the steps, "
             f"{market['regime_switches']} switches"
         )
+    execution = market.get("execution", [])  # runs stored before takers existed have none
+    fees = market.get("fees") or {"taker_fees": 0.0, "maker_rebates": 0.0, "taxes": 0.0}
+    if execution:
+        out.print(execution_table(execution))
+    if any(fees.values()):
+        out.print(
+            f"venue charges (ticks x shares): taker fees {fees['taker_fees']:,.0f}, "
+            f"maker rebates {fees['maker_rebates']:,.0f}, taxes {fees.get('taxes', 0.0):,.0f}"
+        )
     stored = "already stored, not recomputed" if outcome.cached else "stored"
     out.print(f"run {outcome.run_id} ({stored}) in {store.path}")
     if json_out:
@@ -143,9 +182,29 @@ def simulate(
                 "db": str(store.path),
                 "facts": outcome.facts.as_dict(),
                 "reference": {"sp500": reference.as_dict()},
-                **outcome.market,  # assets, fundamental_correlation, regime share and switches
+                **market,  # assets, fundamental_correlation, regime share and switches
+                "execution": execution,
+                "fees": fees,
             }
         )
+
+
+def execution_table(execution: list[dict]) -> Table:
+    """Each execution taker's parent order: what it had to do, what it did, what it cost."""
+    table = Table(title="Execution takers (shortfall against the arrival mid)")
+    for column in ("agent", "asset", "style", "side", "target", "filled", "shortfall (bp)"):
+        table.add_column(column, justify="left" if column in ("style", "side") else "right")
+    for row in execution:
+        table.add_row(
+            str(row["agent"]),
+            str(row["asset"]),
+            row["style"],
+            row["side"],
+            f"{row['target']:,}",
+            f"{row['filled']:,}",
+            fmt(row["shortfall_bp"], "{:+.2f}"),
+        )
+    return table
 
 
 def _read_matrix(path: Path | None) -> list | None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from marl_market.core.config import MarketConfig, config_to_dict
 from marl_market.core.facts import StylisedFacts
-from marl_market.core.market import simulate
+from marl_market.core.market import Market, simulate
 from marl_market.core.results import RunResult
 from marl_market.core.scenarios import (
     Scenario,
@@ -26,6 +26,7 @@ from marl_market.core.scenarios import (
     run_with_baseline,
     summarise,
 )
+from marl_market.core.takers import ExecutionTask
 from marl_market.lab.analysis import facts_with_garch
 from marl_market.store import RunRecord, RunStore, code_version, make_run_id
 
@@ -52,9 +53,10 @@ class SimulationOutcome:
 
 
 def market_summary(result: RunResult, return_interval: int, facts: StylisedFacts) -> dict:
-    """What a multi-asset, regime-switching run adds to its facts: every asset's facts, the
-    correlation of the simulated fundamentals' log returns, and how much of the run was
-    stressed. ``facts`` are asset 0's, already computed."""
+    """What a multi-asset, regime-switching run with fees and execution takers adds to its
+    facts: every asset's facts, the correlation of the simulated fundamentals' log returns, how
+    much of the run was stressed, each taker's execution and the venue's charges. ``facts`` are
+    asset 0's, already computed."""
     n_assets = result.config.n_assets
     assets = [{"asset": 0, "facts": facts.as_dict()}] + [
         {"asset": a, "facts": facts_of(result, return_interval, a).as_dict()}
@@ -69,6 +71,56 @@ def market_summary(result: RunResult, return_interval: int, facts: StylisedFacts
         "fundamental_correlation": np.atleast_2d(correlation).round(6).tolist(),
         "regime_stress_share": float(regime.mean()) if len(regime) else 0.0,
         "regime_switches": int(np.count_nonzero(np.diff(regime))),
+        "execution": execution_of(result),
+        "fees": fees_of(result),
+    }
+
+
+def execution_of(result: RunResult) -> list[dict]:
+    """``Market.execution_report`` of a finished run, from its record: per execution taker
+    (fixed and learning) agent, asset, style, side, target, filled, horizon, arrival mid and
+    implementation shortfall in bp (None before a fill).
+
+    The parent orders and their arrival mids are those of the market as built from the run's
+    config and seed (deterministic, and cheap: the book is seeded, nothing is played); the fills
+    are the run's end-of-run positions and cash.
+    """
+    population = result.config.population
+    if not population.takers and "taker" not in population.learners:
+        return []
+    report = Market(result.config, result.seed, record=False).execution_report()
+    cash = result.agents["cash"]
+    positions = result.positions
+    held = {
+        (int(agent), int(asset)): int(qty)
+        for agent, asset, qty in zip(
+            positions["agent_id"], positions["asset"], positions["inventory"], strict=True
+        )
+    }
+    for row in report:
+        task = ExecutionTask(
+            row["agent"],
+            row["asset"],
+            1 if row["side"] == "buy" else -1,
+            row["target"],
+            row["horizon"],
+            row["arrival_mid"],
+        )
+        position = held[(row["agent"], row["asset"])]
+        shortfall = task.shortfall_bp(position, float(cash[row["agent"]]))
+        row["filled"] = task.filled(position)
+        row["shortfall_bp"] = round(shortfall, 6) if np.isfinite(shortfall) else None
+    return report
+
+
+def fees_of(result: RunResult) -> dict[str, float]:
+    """The venue's charges over the run, in ticks x shares: taker fees paid by the aggressors,
+    maker rebates paid to the resting side, and the Tobin tax paid by both."""
+    agents = result.agents
+    return {
+        "taker_fees": round(float(np.sum(agents["fees_paid"])), 6),
+        "maker_rebates": round(float(np.sum(agents["rebates_received"])), 6),
+        "taxes": round(float(np.sum(agents["taxes_paid"])), 6),
     }
 
 
@@ -105,6 +157,21 @@ def facts_metrics(facts: StylisedFacts) -> dict[str, float]:
     return metrics
 
 
+def game_metrics(market: dict) -> dict[str, float]:
+    """The venue's charges and the takers' mean shortfall as metrics, for runs that have them
+    (a run without fees or takers keeps the metrics it had before these existed)."""
+    metrics = {
+        name: value
+        for name, value in (market.get("fees") or {}).items()
+        if value  # nonzero
+    }
+    execution = market.get("execution") or []
+    shortfalls = [row["shortfall_bp"] for row in execution if row["shortfall_bp"] is not None]
+    if shortfalls:
+        metrics["taker_shortfall_bp"] = float(np.mean(shortfalls))
+    return metrics
+
+
 def simulation_run_id(config: MarketConfig, seed: int, return_interval: int) -> str:
     """The deterministic run ID of a simulation (what ``marlsim simulate`` stores it under)."""
     stored = simulation_config(config, return_interval)
@@ -124,18 +191,15 @@ def store_simulation(
     run_id = simulation_run_id(config, seed, return_interval)
     if store.get_run(run_id) is not None:
         return run_id, False
+    market = market or market_summary(result, return_interval, facts)
     store.save_run(
         run_id,
         "simulate",
         seed,
         simulation_config(config, return_interval),
         result,
-        facts_metrics(facts),
-        summary={
-            "facts": facts.as_dict(),
-            "counters": result.counters,
-            "market": market or market_summary(result, return_interval, facts),
-        },
+        {**facts_metrics(facts), **game_metrics(market)},
+        summary={"facts": facts.as_dict(), "counters": result.counters, "market": market},
     )
     return run_id, True
 

@@ -95,15 +95,26 @@ class Reader(Connection):
 POPULATION_ORDER = ("makers", "momentum", "value", "noise")
 
 
+# The types beyond the four-type ecology, as a run's population names them (``+2 takers``).
+EXTRA_AGENTS = (("zi", "zi", "zi"), ("takers", "taker", "takers"), ("arbs", "arb", "arbs"))
+
+
 def population_of(run: dict) -> str | None:
-    """The run's agents as ``makers/momentum/value/noise`` (``+N zi`` if any), e.g. ``2/4/3/4``."""
+    """The run's agents as ``makers/momentum/value/noise``, then any zero-intelligence traders,
+    execution takers, arbitrageurs and learner slots, e.g. ``2/4/3/4 +2 takers +1 arb``."""
     market = (run.get("config") or {}).get("market")
     population = market.get("population") if isinstance(market, dict) else None
     if not isinstance(population, dict):
         return None
-    text = "/".join(str(population.get(kind, 0)) for kind in POPULATION_ORDER)
-    zi = population.get("zi", 0)
-    return f"{text} +{zi} zi" if zi else text
+    parts = ["/".join(str(population.get(kind, 0)) for kind in POPULATION_ORDER)]
+    for field, one, many in EXTRA_AGENTS:
+        count = population.get(field) or 0
+        if count:
+            parts.append(f"+{count} {one if count == 1 else many}")
+    learners = population.get("learners") or []
+    if learners:
+        parts.append(f"+{len(learners)} learner{'s' if len(learners) > 1 else ''}")
+    return " ".join(parts)
 
 
 def seeds_of(run: dict) -> str | None:

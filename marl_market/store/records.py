@@ -6,11 +6,18 @@ is defined once (in ``core/config.py``). Errors become one readable line (``Inpu
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from marl_market.core.config import MarketConfig, Population, RegimeParams
+from marl_market.core.config import (
+    TAKER_STYLES,
+    MarketConfig,
+    Population,
+    RegimeParams,
+    TakerParams,
+)
 from marl_market.core.fundamentals import correlation_factor
 from marl_market.core.scenarios import SCENARIO_KINDS
 
@@ -72,18 +79,48 @@ class SimulateRequest(MarketRequest):
 
     return_interval: Annotated[int, Field(gt=0)] = 5
     assets: Annotated[int, Field(ge=1, le=50)] = 1
-    # One off-diagonal correlation of the assets' fundamental shocks, or a whole matrix.
+    # One off-diagonal correlation of the assets' fundamental shocks, or a whole matrix. A
+    # correlation of 0 is the same market as none (independent fundamentals) and is stored as
+    # none, so the app's slider at 0 and ``--correlation 0`` find the run without it.
     correlation: Annotated[float, Field(gt=-1.0, lt=1.0)] | None = None
     correlation_matrix: list[list[float]] | None = None
     regime_switch: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0  # P(leave the regime) a step
+    # The venue's charges, as fractions of traded notional (0.0002 = 2 bp).
+    maker_rebate: float = 0.0  # paid to the resting side
+    taker_fee: float = 0.0  # paid by the aggressor
+    # Execution takers (``TakerParams``) and pair arbitrageurs (``ArbParams``).
+    takers: Annotated[int, Field(ge=0, le=100)] = 0
+    taker_target: Annotated[int, Field(gt=0, le=TakerParams().position_limit)] = (
+        TakerParams().target
+    )
+    taker_style: str = TakerParams().style
+    taker_horizon: Annotated[int, Field(gt=0, le=10_000_000)] = TakerParams().horizon
+    arbs: Annotated[int, Field(ge=0, le=100)] = 0
 
     def to_config(self, base: MarketConfig | None = None) -> MarketConfig:
         config = super().to_config(base)
         regimes = RegimeParams(leave_normal=self.regime_switch, leave_stress=self.regime_switch)
+        population = dataclasses.replace(config.population, takers=self.takers, arbs=self.arbs)
+        rules = dataclasses.replace(
+            config.rules, maker_rebate=self.maker_rebate, taker_fee=self.taker_fee
+        )
+        taker = config.taker
+        if self.takers:
+            # Only a run with takers carries their settings: without takers they change
+            # nothing, and the same market keeps the same run ID.
+            taker = dataclasses.replace(
+                taker,
+                target=self.taker_target,
+                style=self.taker_style,
+                horizon=self.taker_horizon,
+            )
         return config.replace(
             n_assets=self.assets,
             fundamental_correlation=self.fundamental_correlation(),
             regimes=regimes,
+            population=population,
+            rules=rules,
+            taker=taker,
         )
 
     def fundamental_correlation(self) -> tuple[tuple[float, ...], ...] | None:
@@ -99,6 +136,8 @@ class SimulateRequest(MarketRequest):
     def _check(self) -> SimulateRequest:
         if self.correlation is not None and self.correlation_matrix is not None:
             raise ValueError("give --correlation or --correlation-matrix, not both")
+        if self.correlation == 0.0:
+            self.correlation = None  # independent fundamentals: the same run as no correlation
         # The engine's own check (square, symmetric, unit diagonal, PSD), one clear line.
         correlation_factor(self.fundamental_correlation(), self.assets)
         if self.return_interval >= self.steps:
@@ -110,6 +149,22 @@ class SimulateRequest(MarketRequest):
             raise ValueError(
                 f"{self.steps} steps sampled every {self.return_interval} give fewer than "
                 f"{MIN_RETURNS} returns: use more steps or a shorter return interval"
+            )
+        for name in ("maker_rebate", "taker_fee"):
+            fee = getattr(self, name)
+            if not 0.0 <= fee < 1.0:  # NaN fails too
+                raise ValueError(
+                    f"{name.replace('_', ' ')} must be a fraction of notional in [0, 1), "
+                    f"e.g. 0.0002 for 2 bp; got {fee:g}"
+                )
+        if self.taker_style not in TAKER_STYLES:
+            raise ValueError(
+                f"taker style must be one of {', '.join(TAKER_STYLES)}, got {self.taker_style!r}"
+            )
+        if self.arbs and self.assets < 2:
+            raise ValueError(
+                f"arbitrageurs trade pairs of assets: --arbs {self.arbs} needs --assets 2 or "
+                f"more (got {self.assets})"
             )
         return self
 
