@@ -171,6 +171,11 @@ def test_bench_json_prints_one_object_with_every_key(quick_json):
         assert key in payload
     for key in ("book_orders_per_s", "baseline_orders_per_s", "sim_steps_per_s"):
         assert payload[key] > 0
+    # The environment with random actions, beside its market alone on the same actions.
+    env = payload["env"]
+    assert payload["env_steps_per_s"] == env["steps_per_s"] > 0
+    assert env["learners"] == ["maker_0", "taker_0", "arb_0"] and env["n_assets"] == 3
+    assert env["market_steps_per_s"] > 0 and env["steps"] == 200
     assert payload["crowd_events_per_s"] > 0 and payload["compare_wall_s"] > 0
     assert payload["peak_rss_mb_1m_steps"] is None  # skipped under --quick, and said so
     assert any("skipped under --quick" in note for note in payload["notes"])
@@ -185,6 +190,7 @@ def test_bench_without_json_prints_the_table():
     out = marlsim("bench", "--quick", "--scale", "0.01")
     assert out.returncode == 0, out.stderr
     assert "submit_fast" in out.stdout and "plain book" in out.stdout
+    assert "environment, 3 assets, 3 learners" in out.stdout
     assert "ours / reference" in out.stdout
 
 

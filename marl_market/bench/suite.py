@@ -3,8 +3,9 @@
 ``run_bench(options, log)`` runs, in this order (a peer's workload right after ours, so a
 noisy spell on the shared machine hits both sides of a ratio): the book stream through our
 engines and the baseline (then ABIDES's book on the same stream), the default market, the
-rmsc04-sized crowd (then an ABIDES rmsc04 day), the zero-intelligence crowd (then
-PyMarketSim's), the multi-seed compare, and the 1,000,000-step memory run. ``log`` gets one
+learning environment (``bench.env``), the rmsc04-sized crowd (then an ABIDES rmsc04 day), the
+zero-intelligence crowd (then PyMarketSim's), the multi-seed compare, and the 1,000,000-step
+memory run. ``log`` gets one
 line of progress per workload. Every ratio is of two figures measured in this run.
 """
 
@@ -27,6 +28,8 @@ from marl_market.bench.stream import generate_stream, stream_mix
 
 BOOK_OPS = 100_000
 DEFAULT_STEPS = 10_000
+ENV_STEPS = 10_000  # one episode of the default environment (issue 10's env_steps_per_s)
+QUICK_ENV_STEPS = 2_000
 CROWD_STEPS = 2_000
 ZI_AGENTS = 500
 ZI_STEPS = 50_000
@@ -37,11 +40,12 @@ RSS_STEPS = 1_000_000
 RMSC04_DAY_END = "16:00:00"
 QUICK_RMSC04_END = "10:00:00"  # half an hour of trading after the 09:30 open
 
-# The keys issue 9 fixes; every run prints all of them (None where a workload did not run).
+# The keys issues 9 and 10 fix; every run prints all of them (None where a workload did not run).
 REQUIRED_KEYS = (
     "book_orders_per_s",
     "baseline_orders_per_s",
     "sim_steps_per_s",
+    "env_steps_per_s",
     "crowd_events_per_s",
     "zi_crowd_events_per_s",
     "compare_wall_s",
@@ -168,6 +172,15 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = lambda _line: 
     default = workloads.default_market(steps, repeats, seed)
     result["sim_steps_per_s"] = default["steps_per_s"]
     result["sim"] = default
+
+    # ---- the learning environment (imported here: pettingzoo is no cost of the other figures)
+    from marl_market.bench.env import env_steps
+
+    steps = _scaled(QUICK_ENV_STEPS if options.quick else ENV_STEPS, scale, 200)
+    log(f"env: the default environment, random actions, {steps:,} steps, best of {repeats}")
+    env = env_steps(steps, repeats, seed)
+    result["env_steps_per_s"] = env["steps_per_s"]
+    result["env"] = env
 
     # ---- the rmsc04-sized crowd
     steps = _scaled(CROWD_STEPS, scale, 50)

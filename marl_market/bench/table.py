@@ -48,6 +48,16 @@ def format_table(result: dict) -> str:
             "",
         )
     )
+    env = result["env"]
+    rows.append(
+        (
+            f"environment, {env['n_assets']} assets, {len(env['learners'])} learners, "
+            f"{env['steps']:,} steps",
+            _rate(result["env_steps_per_s"], "steps/s"),
+            f"its market alone {_rate(env['market_steps_per_s'], 'steps/s')}",
+            _x(result["env_steps_per_s"] / env["market_steps_per_s"]),
+        )
+    )
     crowd = result["crowd"]
     rows.append(
         (
