@@ -704,6 +704,10 @@ class Market:
         ring = self._log_mid_ring[asset]
         ring[(self.t + 1) % len(ring)] = view.log_mid
 
+    def fair_values(self) -> list[float]:
+        """Every book's fair value now, in ticks: for monitors and measures (no agent sees it)."""
+        return [math.exp(self.log_fair[fundamental]) for fundamental in self._fundamental_of]
+
     def mark_to_market(self) -> np.ndarray:
         """Each agent's cash plus inventory valued at the current mids (ticks x shares)."""
         mtm = np.array(self.cash)
