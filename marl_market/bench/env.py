@@ -5,7 +5,8 @@ played with random actions from a seeded generator, in this process (one core). 
 same market with the same actions handed straight to ``Market.act`` (typed once, untimed):
 ``market_steps_per_s``, the core's share of an environment step, so the report says how much
 of the time is the market and how much the environment's observations, rewards and mapping.
-Actions are drawn before the clock starts; the clock runs over ``reset`` to the episode's end.
+The two are played in lockstep, a step of each in turn, so the machine's noise hits both.
+Actions are drawn before the clock starts; the environment's clock includes its ``reset``.
 """
 
 from __future__ import annotations
@@ -29,24 +30,26 @@ def _random_actions(env, steps: int, seed: int) -> list[dict[str, np.ndarray]]:
     return [{agent: per_agent[agent][i] for agent in per_agent} for i in range(steps)]
 
 
-def _time_env(env, actions: list[dict[str, np.ndarray]], seed: int) -> float:
-    started = time.perf_counter()
-    env.reset(seed=seed)
-    for step_actions in actions:
-        env.step(step_actions)
-    return time.perf_counter() - started
-
-
-def _time_market(env, actions: list[dict[str, np.ndarray]], seed: int) -> float:
+def _time_lockstep(env, actions: list[dict[str, np.ndarray]], seed: int) -> tuple[float, float]:
+    """Seconds of the environment's steps and of the bare market's, played step by step in
+    turn (a noisy spell of the shared machine hits both alike)."""
     typed = [{a: env.typed_action(a, x) for a, x in step.items()} for step in actions]
     market = Market(env.market_config, seed, record=False)
-    act, step = market.act, market.step
-    started = time.perf_counter()
-    for step_actions in typed:
-        for agent, action in step_actions.items():
+    act, market_step, clock = market.act, market.step, time.perf_counter
+    env_seconds = market_seconds = 0.0
+    started = clock()
+    env.reset(seed=seed)
+    env_seconds += clock() - started
+    for step_actions, typed_actions in zip(actions, typed, strict=True):
+        started = clock()
+        env.step(step_actions)
+        between = clock()
+        for agent, action in typed_actions.items():
             act(agent, action)
-        step()
-    return time.perf_counter() - started
+        market_step()
+        env_seconds += between - started
+        market_seconds += clock() - between
+    return env_seconds, market_seconds
 
 
 def env_steps(steps: int = 5_000, repeats: int = 3, seed: int = 42) -> dict:
@@ -58,9 +61,10 @@ def env_steps(steps: int = 5_000, repeats: int = 3, seed: int = 42) -> dict:
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for _ in range(max(1, repeats)):  # interleaved: a noisy spell hits both figures
-            env_times.append(_time_env(env, actions, seed))
-            market_times.append(_time_market(env, actions, seed))
+        for _ in range(max(1, repeats)):
+            env_seconds, market_seconds = _time_lockstep(env, actions, seed)
+            env_times.append(env_seconds)
+            market_times.append(market_seconds)
     finally:
         if was_enabled:
             gc.enable()

@@ -121,25 +121,30 @@ class MarketObserver:
         others), inventory per asset as a share of the agent's position limit, then per asset
         the mid, spread and best sizes as in the nodes, and the regime (1 = stress).
         """
+        return self.vectors([agent_id], columns)[0]
+
+    def vectors(self, agent_ids: list[int], columns: list[tuple[float, ...]]) -> np.ndarray:
+        """``vector`` of every agent in ``agent_ids``, one row each (one array for all)."""
         market = self.market
-        task = self._tasks.get(agent_id)
-        if task is None:
-            remaining = 0.0
-        else:
-            position = market.inventory[task.asset][agent_id]
-            remaining = task.remaining(position) / task.target if task.target else 0.0
-        scale = self._inv_scale[agent_id]
-        return np.array(
-            [
-                market.t / self._steps,
-                market.cash[agent_id] * self._cash_scale,
-                remaining,
-                *[held[agent_id] * scale for held in market.inventory],
-                *columns[0],
-                *columns[1],
-                *columns[2],
-                *columns[3],
-                float(market.regime),
-            ],
-            dtype=np.float32,
-        )
+        inventory, cash, tasks = market.inventory, market.cash, self._tasks
+        # What every agent sees alike: time first, the market's per-asset features and regime.
+        time = market.t / self._steps
+        shared = [*columns[0], *columns[1], *columns[2], *columns[3], float(market.regime)]
+        rows = []
+        for agent_id in agent_ids:
+            task = tasks.get(agent_id)
+            if task is None or not task.target:
+                remaining = 0.0
+            else:
+                remaining = task.remaining(inventory[task.asset][agent_id]) / task.target
+            scale = self._inv_scale[agent_id]
+            rows.append(
+                [
+                    time,
+                    cash[agent_id] * self._cash_scale,
+                    remaining,
+                    *[held[agent_id] * scale for held in inventory],
+                    *shared,
+                ]
+            )
+        return np.array(rows, dtype=np.float32).reshape(len(agent_ids), self.vector_size)

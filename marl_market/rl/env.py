@@ -367,15 +367,15 @@ class MarketEnv(ParallelEnv):
     def _observe(self) -> dict[str, dict[str, np.ndarray]]:
         nodes, columns = self._observer.nodes()
         nodes.flags.writeable = False  # one array shared by every agent's observation
-        vector = self._observer.vector
+        vectors = self._observer.vectors(self._ids, columns)
         return {
             agent: {
-                "vector": vector(agent_id, columns),
+                "vector": vector,
                 "nodes": nodes,
                 "edge_index": self._edge_index,
                 "edge_attr": self._edge_attr,
             }
-            for agent, agent_id in zip(self.agents, self._ids, strict=True)
+            for agent, vector in zip(self.agents, vectors, strict=True)
         }
 
     def render(self) -> None:
