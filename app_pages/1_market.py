@@ -8,11 +8,13 @@ import streamlit as st
 
 from app_pages import _common as ui
 from marl_market import plots, plots_assets
+from marl_market.lab import workbench
 
 st.title("Market")
 st.caption(
-    "Market makers, momentum, value and noise traders on one continuous double-auction book. "
-    "Change the population in the sidebar: every run is stored under a deterministic run ID."
+    "Market makers, momentum, value and noise traders on continuous double-auction books, "
+    "with execution takers and pair arbitrageurs if you add them. Change the market in the "
+    "sidebar: every run is stored under a deterministic run ID."
 )
 
 request = ui.market_settings(multi_asset=True)
@@ -110,6 +112,40 @@ with right:
     )
 st.plotly_chart(plots.depth_figure(steps, asset), key="depth_chart")
 
+execution = workbench.execution(result)
+if execution:
+    st.subheader("Execution takers")
+    taker = result.config.taker
+    st.caption(
+        f"Each taker must {'buy or sell' if len(execution) > 1 else execution[0]['side']} "
+        f"{taker.target:,} shares of its asset by step {execution[0]['horizon']:,} "
+        f"({taker.style.upper()}), with market orders of at most {taker.max_child:,} shares "
+        "before a final sweep. Shortfall: how much worse than the mid at arrival (step 0) the "
+        "average fill was, fees included, in basis points (negative: better)."
+    )
+    fills = [workbench.execution_fills(result, order) for order in execution]
+    st.plotly_chart(plots_assets.execution_figure(execution, fills), key="execution_chart")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "agent": order["agent"],
+                    "asset": order["asset"],
+                    "style": order["style"],
+                    "side": order["side"],
+                    "target": order["target"],
+                    "filled": order["filled"],
+                    "fills": len(fill["step"]),
+                    "arrival mid": order["arrival_mid"],
+                    "shortfall (bp)": order["shortfall_bp"],
+                }
+                for order, fill in zip(execution, fills, strict=True)
+            ]
+        ).round(2),
+        hide_index=True,
+        key="execution_table",
+    )
+
 st.subheader("Agents")
 if n_assets > 1:
     st.caption("Inventories and PnL summed over all assets.")
@@ -127,3 +163,32 @@ st.dataframe(
     .round(1),
     key="agents_table",
 )
+
+st.subheader("Rewards")
+rules = result.config.rules
+charges = workbench.fees(result)
+st.caption(
+    "Why each agent earned what it earned (spec 000): reward = pnl (mark-to-market change) + "
+    "inventory penalty (- lambda x inventory^2 summed over the steps) + liquidity bonus "
+    "(makers, for quoting both sides near the mid) + delay (takers, - lambda x remaining "
+    "target) + unhedged (arbitrageurs, - lambda x sum |inventory|). Fees, rebates and taxes "
+    "are already inside the pnl; all in ticks x shares. "
+    + (
+        f"Venue charges: taker fees {charges['taker_fees']:,.0f}, maker rebates "
+        f"{charges['maker_rebates']:,.0f}, taxes {charges['taxes']:,.0f} "
+        f"(fee {rules.taker_fee * 1e4:g} bp, rebate {rules.maker_rebate * 1e4:g} bp)."
+        if any(charges.values())
+        else "No fees or rebates in this run."
+    )
+)
+st.dataframe(
+    pd.DataFrame(workbench.reward_rows(result)).round(1),
+    hide_index=True,
+    key="rewards_table",
+)
+if n_assets > 1:
+    st.subheader("Positions per asset")
+    st.caption("Each agent's end-of-run inventory of every asset (shares beyond its endowment).")
+    st.dataframe(
+        pd.DataFrame(workbench.position_rows(result)), hide_index=True, key="positions_table"
+    )

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import pandas as pd
 import streamlit as st
 
+from marl_market.core.config import TAKER_STYLES, TakerParams
 from marl_market.core.facts import StylisedFacts
 from marl_market.core.numbers import fmt  # the pages' number formatting (``ui.fmt``)
 from marl_market.lab import workbench
@@ -42,10 +43,27 @@ ASSET_DEFAULTS: dict[str, int | float] = {
     "regime_switch": 0.0,  # per-step probability of leaving the current regime
 }
 MAX_ASSETS = 5
+# The venue's charges, execution takers and arbitrageurs (Market and Stylised facts pages):
+# ``SimulateRequest``'s defaults too (fees in bp here, fractions of notional there).
+GAME_DEFAULTS: dict[str, int | float | str] = {
+    "maker_rebate_bp": 0.0,
+    "taker_fee_bp": 0.0,
+    "takers": 0,
+    "taker_target": TakerParams().target,
+    "taker_style": TakerParams().style,
+    "taker_horizon": TakerParams().horizon,
+    "arbs": 0,
+}
+MAX_TAKERS = 6
+MAX_ARBS = 4
+ARBS_NEED_ASSETS = (
+    "Arbitrageurs trade the spread of a pair of assets: set Assets to 2 or more to add them."
+)
 # Other widget values that should survive a page switch.
 PERSISTENT_KEYS = (
     *SETTINGS_DEFAULTS,
     *ASSET_DEFAULTS,
+    *GAME_DEFAULTS,
     "asset",
     "spread_seeds",
     "live_warmup",
@@ -101,13 +119,14 @@ def market_settings(multi_asset: bool = False) -> SimulateRequest:
     clear error before anything is simulated or written.
 
     With ``multi_asset`` the sidebar also sets the number of assets, the correlation of their
-    fundamentals and the regime switching (pages that show one asset's market, e.g. the live
-    market, leave them out and get a one-asset request).
+    fundamentals, the regime switching, the venue's fees and the execution takers and
+    arbitrageurs (pages that show one asset's market of the four-type ecology, e.g. the live
+    market, leave them out and get a one-asset request without them).
     """
     for key, value in SETTINGS_DEFAULTS.items():
         default(key, value)
     if multi_asset:
-        for key, value in ASSET_DEFAULTS.items():
+        for key, value in {**ASSET_DEFAULTS, **GAME_DEFAULTS}.items():
             default(key, value)
     with st.sidebar:
         st.header("Market")
@@ -141,10 +160,12 @@ def market_settings(multi_asset: bool = False) -> SimulateRequest:
                 help="Probability, each step, of leaving the current regime (normal or stress); "
                 "0 keeps the market normal throughout.",
             )
+            game_settings()
     try:
         options: dict[str, Any] = {k: int(st.session_state[k]) for k in SETTINGS_DEFAULTS}
         if multi_asset:
             options.update(asset_options())
+            options.update(game_options())
         return validate_simulate(**options)
     except InputError as error:
         st.error(f"Invalid market settings: {error}")
@@ -172,6 +193,94 @@ def asset_options() -> dict[str, Any]:
         "assets": assets,
         "correlation": correlation if assets > 1 and correlation != 0.0 else None,
         "regime_switch": float(st.session_state["regime_switch"]),
+    }
+
+
+def game_settings() -> None:
+    """The sidebar's fees, execution takers and arbitrageurs (inside ``st.sidebar``)."""
+    st.subheader("Fees, takers and arbitrageurs")
+    fee = st.columns(2)
+    fee[0].number_input(
+        "Maker rebate (bp)",
+        0.0,
+        100.0,
+        step=0.5,
+        key="maker_rebate_bp",
+        help="Paid to the resting side of every trade, in basis points of its notional.",
+    )
+    fee[1].number_input(
+        "Taker fee (bp)",
+        0.0,
+        100.0,
+        step=0.5,
+        key="taker_fee_bp",
+        help="Paid by the aggressor of every trade, in basis points of its notional.",
+    )
+    st.slider(
+        "Execution takers",
+        0,
+        MAX_TAKERS,
+        key="takers",
+        help="Each must buy (even members) or sell (odd) a target quantity by a horizon; "
+        "member i works asset i mod assets.",
+    )
+    no_takers = int(st.session_state["takers"]) == 0
+    st.number_input(
+        "Taker target (shares)",
+        1,
+        TakerParams().position_limit,
+        step=50,
+        key="taker_target",
+        disabled=no_takers,
+    )
+    st.number_input(
+        "Taker horizon (steps)",
+        1,
+        1_000_000,
+        step=100,
+        key="taker_horizon",
+        disabled=no_takers,
+        help="Steps each taker has for its target (capped at the run's length).",
+    )
+    st.selectbox(
+        "Taker style",
+        TAKER_STYLES,
+        key="taker_style",
+        disabled=no_takers,
+        format_func=lambda style: {"twap": "TWAP", "pov": "POV (10% of volume)"}.get(style, style),
+        help="TWAP keeps the fills on a straight line to the target; POV trades a share of the "
+        "last step's volume. Both sweep what is left on the horizon's last step.",
+    )
+    one_asset = int(st.session_state["assets"]) == 1
+    st.slider(
+        "Arbitrageurs",
+        0,
+        MAX_ARBS,
+        key="arbs",
+        disabled=one_asset,
+        help="Pair arbitrageurs trade the z-score of two assets' log-price spread, both legs in "
+        "one turn (two or more assets).",
+    )
+    if one_asset:
+        st.caption(ARBS_NEED_ASSETS)
+
+
+def game_options() -> dict[str, Any]:
+    """The fee, taker and arbitrageur widgets' values as ``SimulateRequest`` options.
+
+    Fees go from bp to fractions of notional, rounded so that 2 bp is the 0.0002 that
+    ``marlsim simulate --taker-fee 0.0002`` sends (the same run ID). With one asset the
+    arbitrageurs are left out, as the disabled slider says, rather than stopping the page.
+    """
+    one_asset = int(st.session_state["assets"]) == 1
+    return {
+        "maker_rebate": round(float(st.session_state["maker_rebate_bp"]) / 1e4, 10),
+        "taker_fee": round(float(st.session_state["taker_fee_bp"]) / 1e4, 10),
+        "takers": int(st.session_state["takers"]),
+        "taker_target": int(st.session_state["taker_target"]),
+        "taker_style": str(st.session_state["taker_style"]),
+        "taker_horizon": int(st.session_state["taker_horizon"]),
+        "arbs": 0 if one_asset else int(st.session_state["arbs"]),
     }
 
 

@@ -163,3 +163,99 @@ def correlation_figure(
         fig.update_layout(title=title)
     fig.update_layout(height=320, margin={"l": 60, "r": 20, "t": 60 if title else 40, "b": 40})
     return fig
+
+
+TAKER_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
+
+
+def execution_figure(execution: list[dict], fills: list[dict], title: str = "") -> go.Figure:
+    """Each execution taker's schedule: cumulative shares filled against the TWAP line to its
+    target (top), and the shares it filled at each step it traded (bottom).
+
+    ``execution`` holds the takers' parent orders (agent, side, target, horizon, ...; as
+    ``Market.execution_report`` gives them) and ``fills`` each one's ``step``, ``qty`` and
+    ``cumulative`` arrays, in the same order. The TWAP line is where a TWAP taker's fills stand
+    after every step (target x (step + 1) / horizon); a POV taker follows the volume instead.
+    """
+    if len(execution) != len(fills):
+        raise ValueError(f"{len(execution)} parent orders but {len(fills)} fill records")
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        row_heights=[0.7, 0.3],
+        vertical_spacing=0.06,
+        subplot_titles=("Cumulative shares filled", "Shares filled per step"),
+    )
+    lines: dict[tuple[int, int], float] = {}  # (target, horizon) -> last step drawn
+    for i, (order, fill) in enumerate(zip(execution, fills, strict=True)):
+        color = TAKER_COLORS[i % len(TAKER_COLORS)]
+        name = f"taker {order['agent']} ({order['side']}, asset {order['asset']})"
+        steps = np.asarray(fill["step"], dtype=float)
+        cumulative = np.asarray(fill["cumulative"], dtype=float)
+        horizon = int(order["horizon"])
+        end = max(horizon - 1, float(steps[-1]) if len(steps) else 0.0)
+        # A step line from nothing filled at the start to the last fill, held to the horizon.
+        last = float(cumulative[-1]) if len(cumulative) else 0.0
+        fig.add_trace(
+            go.Scatter(
+                x=np.concatenate([[0.0], steps, [end]]),
+                y=np.concatenate([[0.0], cumulative, [last]]),
+                mode="lines",
+                line={"color": color, "shape": "hv"},
+                name=name,
+                legendgroup=name,
+                hovertemplate="step %{x}<br>filled %{y:,}<extra>" + name + "</extra>",
+            ),
+            1,
+            1,
+        )
+        fig.add_trace(
+            go.Bar(
+                x=steps,
+                y=np.asarray(fill["qty"]),
+                marker={"color": color},
+                name=f"{name} fills",
+                legendgroup=name,
+                showlegend=False,
+                hovertemplate="step %{x}<br>%{y:,} shares<extra>" + name + "</extra>",
+            ),
+            2,
+            1,
+        )
+        lines.setdefault((int(order["target"]), horizon), end)
+    # The reference lines last, so they are drawn over takers that follow them exactly.
+    for (target, horizon), end in lines.items():
+        label = "" if len(lines) == 1 else f" ({target:,} by step {horizon:,})"
+        fig.add_trace(
+            go.Scatter(
+                x=[0.0, horizon - 1.0],
+                y=[target / horizon, float(target)],
+                mode="lines",
+                line={"color": "#555", "dash": "dash"},
+                name=f"TWAP line{label}",
+                hoverinfo="skip",
+            ),
+            1,
+            1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=[0.0, end],
+                y=[float(target), float(target)],
+                mode="lines",
+                line={"color": "#999", "dash": "dot"},
+                name=f"target{label}",
+                hoverinfo="skip",
+            ),
+            1,
+            1,
+        )
+    fig.update_yaxes(title_text="shares", row=1, col=1)
+    fig.update_yaxes(title_text="shares", row=2, col=1)
+    fig.update_xaxes(title_text="step", row=2, col=1)
+    fig.update_layout(barmode="overlay", bargap=0)
+    if title:  # plotly.js 2.x prints "undefined" for an explicit empty title
+        fig.update_layout(title=title)
+    fig.update_layout(height=480, margin={"l": 60, "r": 20, "t": 60 if title else 40, "b": 40})
+    return fig

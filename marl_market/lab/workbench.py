@@ -8,7 +8,9 @@
   it) its order book;
 - ``export_zip`` and ``share``: a run as Parquet files in a zip, and the query and command that
   reopen it;
-- ``compare_scenarios``: scenarios against paired baselines over seeds, stored.
+- ``compare_scenarios``: scenarios against paired baselines over seeds, stored;
+- ``execution`` / ``execution_fills`` / ``reward_rows`` / ``position_rows``: what the execution
+  takers did and why every agent earned what it earned.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from marl_market.lab.analysis import facts_with_garch
 from marl_market.lab.experiments import (
     DEFAULT_RETURN_INTERVAL,
     ScenarioOutcome,
+    execution_of,
     facts_of,
+    fees_of,
     resolve_scenario,
     run_scenarios,
     run_simulation,
@@ -113,6 +117,77 @@ def returns_of(mid: np.ndarray, return_interval: int) -> np.ndarray:
     if len(mid) <= return_interval or not np.all(np.isfinite(mid) & (mid > 0)):
         return np.zeros(0)
     return log_returns(mid, return_interval)
+
+
+# ------------------------------------------------------------------------------ the game
+def execution(result: RunResult) -> list[dict]:
+    """Every execution taker's parent order and how it went (``experiments.execution_of``)."""
+    return execution_of(result)
+
+
+def fees(result: RunResult) -> dict[str, float]:
+    """The venue's charges over the run: taker fees, maker rebates, taxes (``fees_of``)."""
+    return fees_of(result)
+
+
+def execution_fills(result: RunResult, order: dict) -> dict[str, np.ndarray]:
+    """One taker's fills (an ``execution`` row): shares filled per step that it traded and the
+    cumulative total, from the run's trades of that agent on that asset and side."""
+    trades = result.trades
+    side = "buy_agent" if order["side"] == "buy" else "sell_agent"
+    mine = (trades["asset"] == order["asset"]) & (trades[side] == order["agent"])
+    steps, where = np.unique(trades["step"][mine], return_inverse=True)
+    qty = np.bincount(where, weights=trades["qty"][mine], minlength=len(steps)).astype(np.int64)
+    return {"step": steps, "qty": qty, "cumulative": np.cumsum(qty)}
+
+
+# The reward table's columns: the reward's terms (``core.results.REWARD_COMPONENTS``; mtm is the
+# PnL), the reward, and the charges that are already inside the PnL.
+REWARD_TABLE = {
+    "pnl": "pnl",
+    "inventory_penalty": "inventory penalty",
+    "liquidity_bonus": "liquidity bonus",
+    "delay_penalty": "delay",
+    "unhedged_penalty": "unhedged",
+    "reward": "reward",
+    "fees_paid": "fees paid",
+    "rebates_received": "rebates",
+    "taxes_paid": "taxes",
+}
+
+
+def reward_rows(result: RunResult) -> list[dict]:
+    """One row per agent: its type, policy and every term of its reward (spec 000), so the
+    reward reads as pnl + inventory penalty + liquidity bonus + delay + unhedged."""
+    agents = result.agents
+    return [
+        {
+            "agent": int(agent),
+            "kind": str(agents["kind"][agent]),
+            "policy": str(agents["policy"][agent]),
+            # + 0.0: a term that is zero for this type shows as 0, not -0
+            **{label: float(agents[column][agent]) + 0.0 for column, label in REWARD_TABLE.items()},
+        }
+        for agent in agents["agent_id"]
+    ]
+
+
+def position_rows(result: RunResult) -> list[dict]:
+    """One row per agent: its end-of-run inventory of every asset and their sum."""
+    positions = result.positions
+    kinds = result.agents["kind"]
+    n_assets = result.config.n_assets
+    held = np.zeros((len(kinds), n_assets), dtype=np.int64)
+    held[positions["agent_id"], positions["asset"]] = positions["inventory"]
+    return [
+        {
+            "agent": agent,
+            "kind": str(kinds[agent]),
+            **{f"asset {a}": int(held[agent, a]) for a in range(n_assets)},
+            "total": int(held[agent].sum()),
+        }
+        for agent in range(len(kinds))
+    ]
 
 
 # ------------------------------------------------------------------------------ spread vs makers
