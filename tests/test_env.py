@@ -65,6 +65,19 @@ def test_pettingzoo_parallel_api_test_passes():
     assert env.metadata["name"] == "marl_market_v0"
 
 
+def test_pettingzoo_parallel_api_test_passes_with_every_learner_type():
+    env = parallel_env(
+        n_assets=2,
+        learners=(*EVERY_TYPE, "maker"),
+        population=Population(takers=1, arbs=1),
+        regime_switch=0.01,
+        taker_fee=1e-4,
+        episode_steps=300,
+    )
+    parallel_api_test(env, num_cycles=1000)
+    assert env.possible_agents[-1] == "maker_1"
+
+
 def test_pettingzoo_parallel_seed_test_passes():
     parallel_seed_test(lambda: parallel_env(episode_steps=200, correlation=0.5))
 
