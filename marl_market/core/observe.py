@@ -36,6 +36,11 @@ CASH_SCALE = 100.0  # cash is shown in units of this many shares at the initial 
 MISSING_SPREAD_TICKS = 100.0
 
 
+def vector_size(n_assets: int) -> int:
+    """Length of an agent's vector: time, cash, remaining target, 5 per asset, regime."""
+    return 4 + 5 * n_assets
+
+
 class MarketObserver:
     """Observation accessors over one ``Market``; build one per market (it caches constants)."""
 
@@ -56,8 +61,8 @@ class MarketObserver:
 
     @property
     def vector_size(self) -> int:
-        """Length of ``vector``: time, cash, remaining target, then 5 per asset, then regime."""
-        return 4 + 5 * self.n_assets
+        """Length of ``vector`` (``vector_size`` of the market's assets)."""
+        return vector_size(self.n_assets)
 
     def vector_names(self) -> list[str]:
         """The name of every entry of ``vector``, in order."""

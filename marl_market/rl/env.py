@@ -37,7 +37,7 @@ from marl_market.core.config import LEARNER_KINDS, MarketConfig, Population
 from marl_market.core.fundamentals import correlation_factor
 from marl_market.core.learners import learner_names
 from marl_market.core.market import Market
-from marl_market.core.observe import NODE_FEATURES, MarketObserver
+from marl_market.core.observe import NODE_FEATURES, MarketObserver, vector_size
 
 DEFAULT_EPISODE_STEPS = 500
 
@@ -226,10 +226,9 @@ class MarketEnv(ParallelEnv):
         self._check_agent(agent)
         n = self.config.n_assets
         n_edges = n * (n - 1)
-        vector_size = 4 + 5 * n
         return spaces.Dict(
             {
-                "vector": spaces.Box(-np.inf, np.inf, (vector_size,), np.float32),
+                "vector": spaces.Box(-np.inf, np.inf, (vector_size(n),), np.float32),
                 "nodes": spaces.Box(-np.inf, np.inf, (n, len(NODE_FEATURES)), np.float32),
                 "edge_index": spaces.Box(0, max(0, n - 1), (2, n_edges), np.int64),
                 "edge_attr": spaces.Box(-1.0, 1.0, (n_edges, 1), np.float32),
