@@ -199,8 +199,7 @@ def asset_options() -> dict[str, Any]:
 def game_settings() -> None:
     """The sidebar's fees, execution takers and arbitrageurs (inside ``st.sidebar``)."""
     st.subheader("Fees, takers and arbitrageurs")
-    fee = st.columns(2)
-    fee[0].number_input(
+    st.number_input(
         "Maker rebate (bp)",
         0.0,
         100.0,
@@ -208,7 +207,7 @@ def game_settings() -> None:
         key="maker_rebate_bp",
         help="Paid to the resting side of every trade, in basis points of its notional.",
     )
-    fee[1].number_input(
+    st.number_input(
         "Taker fee (bp)",
         0.0,
         100.0,
