@@ -167,7 +167,16 @@ class Market:
         # it (what strategies, limits and PnL use); a short ban looks at endowment + position.
         self.endowment = [p.endowment for p in params]
         # Per-agent weights of each type's own reward terms (see ``cumulative_reward``).
-        self._inventory_penalty = np.array([p.inventory_penalty for p in params])
+        # Per agent: the weights of its reward terms (inventory, liquidity, delay, unhedged).
+        self._reward_weights = [
+            (
+                p.inventory_penalty,
+                config.maker.liquidity_bonus if kind == "maker" else 0.0,
+                config.taker.delay_penalty if kind == "taker" else 0.0,
+                config.arb.unhedged_penalty if kind == "arb" else 0.0,
+            )
+            for p, kind in zip(params, kinds, strict=True)
+        ]
 
         # Accounts (Python lists: scalar updates per fill are the hot path).
         self.cash = [0.0] * n_agents
@@ -398,7 +407,7 @@ class Market:
             self._remaining_sum[task.agent_id] += abs(remaining)
         for agent_id in self._arb_agents:
             self._exposure_sum[agent_id] += sum(abs(inv[agent_id]) for inv in self.inventory)
-        if t % self.config.agent_record_interval == 0:
+        if self.record and t % self.config.agent_record_interval == 0:
             self._record_agents(t)
         self.t = t + 1
         self._steps.flush_if_full()
@@ -664,6 +673,18 @@ class Market:
 
     def _record(self, asset: int) -> None:
         view = self.views[asset]
+        if self.record:
+            self._record_row(asset, view)
+        view.volume = self._volume[asset]
+        view.flow = self._flow[asset]
+        self._volume[asset] = 0
+        self._flow[asset] = 0
+        self._n_trades[asset] = 0
+        ring = self._log_mid_ring[asset]
+        ring[(self.t + 1) % len(ring)] = view.log_mid
+
+    def _record_row(self, asset: int, view: MarketView) -> None:
+        """The step's row of ``asset`` (a market kept without a record skips the depth scans)."""
         book = self.books[asset]
         bid, ask = view.best_bid, view.best_ask
         mid = view.mid
@@ -696,13 +717,6 @@ class Market:
                 self.regime,
             )
         )
-        view.volume = self._volume[asset]
-        view.flow = self._flow[asset]
-        self._volume[asset] = 0
-        self._flow[asset] = 0
-        self._n_trades[asset] = 0
-        ring = self._log_mid_ring[asset]
-        ring[(self.t + 1) % len(ring)] = view.log_mid
 
     def fair_values(self) -> list[float]:
         """Every book's fair value now, in ticks: for monitors and measures (no agent sees it)."""
@@ -715,7 +729,7 @@ class Market:
             mtm += np.array(self.inventory[asset]) * view.mid
         return mtm
 
-    def reward_components(self) -> dict[str, np.ndarray]:
+    def reward_components(self, agent_ids: list[int] | None = None) -> dict[str, np.ndarray]:
         """Each agent's reward so far, term by term (spec 000), summed over the steps played.
 
         The per-step reward is the change in mark-to-market PnL plus each type's own terms:
@@ -727,32 +741,47 @@ class Market:
         (every account starts at 0), inventory changes only on fills (``_settle`` keeps the
         running sum of inventory^2), and the other terms are summed as the steps are played.
         Fees, rebates and taxes are inside dMTM (they move cash) and are listed beside it.
+        ``agent_ids`` restricts the arrays to those agents, in that order (default: everyone).
         """
         t = self.t
-        inv_sq = np.zeros(len(self.agent_kinds))
-        for inventory, sq_sum, since in zip(
-            self.inventory, self._inv_sq_sum, self._inv_since, strict=True
-        ):
-            held = np.array(inventory, dtype=np.float64)
-            inv_sq += np.array(sq_sum, dtype=np.float64) + held * held * (t - np.array(since))
-        c = self.config
-        kinds = self.agent_kinds
-        per_kind = np.array  # one weight per agent, from its type's parameters
-        liquidity = per_kind([c.maker.liquidity_bonus if k == "maker" else 0.0 for k in kinds])
-        delay = per_kind([c.taker.delay_penalty if k == "taker" else 0.0 for k in kinds])
-        unhedged = per_kind([c.arb.unhedged_penalty if k == "arb" else 0.0 for k in kinds])
-        components = {
-            "mtm": self.mark_to_market(),
-            "inventory_penalty": -self._inventory_penalty * inv_sq,
-            "liquidity_bonus": liquidity * np.array(self._presence_sum),
-            "delay_penalty": -delay * np.array(self._remaining_sum),
-            "unhedged_penalty": -unhedged * np.array(self._exposure_sum),
+        ids = range(len(self.agent_kinds)) if agent_ids is None else agent_ids
+        weights = self._reward_weights
+        mids = [view.mid for view in self.views]
+        # Plain Python over the agents asked for: an environment reads a few learners' terms
+        # every step, and numpy's per-call overhead would dominate at that size.
+        rows = []
+        for i in ids:
+            inv_sq = 0
+            value = self.cash[i]
+            for inventory, sq_sum, since, mid in zip(
+                self.inventory, self._inv_sq_sum, self._inv_since, mids, strict=True
+            ):
+                held = inventory[i]
+                inv_sq += sq_sum[i] + held * held * (t - since[i])
+                value += held * mid
+            inv_weight, liq_weight, delay_weight, unhedged_weight = weights[i]
+            terms = (
+                value,
+                -inv_weight * inv_sq,
+                liq_weight * self._presence_sum[i],
+                -delay_weight * self._remaining_sum[i],
+                -unhedged_weight * self._exposure_sum[i],
+            )
+            rows.append(
+                (
+                    *terms,
+                    terms[0] + terms[1] + terms[2] + terms[3] + terms[4],
+                    self.fees_paid[i],
+                    self.rebates_received[i],
+                    self.taxes_paid[i],
+                )
+            )
+        names = (*REWARD_COMPONENTS, "reward", "fees_paid", "rebates_received", "taxes_paid")
+        columns = zip(*rows, strict=True) if rows else [()] * len(names)
+        return {
+            name: np.array(column, dtype=np.float64)
+            for name, column in zip(names, columns, strict=True)
         }
-        components["reward"] = sum(components[name] for name in REWARD_COMPONENTS)
-        components["fees_paid"] = np.array(self.fees_paid)
-        components["rebates_received"] = np.array(self.rebates_received)
-        components["taxes_paid"] = np.array(self.taxes_paid)
-        return components
 
     @property
     def cumulative_reward(self) -> np.ndarray:

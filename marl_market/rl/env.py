@@ -359,9 +359,9 @@ class MarketEnv(ParallelEnv):
 
     def _components(self) -> np.ndarray:
         """The learners' cumulative reward components: components x learners."""
-        components = self.market.reward_components()
+        components = self.market.reward_components(self._ids)
         self._component_names = list(components)
-        return np.array(list(components.values()))[:, self._ids]
+        return np.array(list(components.values()))
 
     def _observe(self) -> dict[str, dict[str, np.ndarray]]:
         nodes, columns = self._observer.nodes()
