@@ -60,6 +60,7 @@ from marl_market.core.results import (
     AGENT_STEP_COLUMNS,
     POSITION_COLUMNS,
     REWARD_COMPONENTS,
+    REWARD_NAMES,
     STEP_COLUMNS,
     TRADE_COLUMNS,
     RunResult,
@@ -204,7 +205,10 @@ class Market:
         self._resting: list[dict[int, tuple[bool, int]]] = [{} for _ in range(n_assets)]
         self._expiries: dict[int, list[tuple[int, int]]] = {}
         self._schedule: dict[int, list[Callable[[Market], None]]] = {}
-        self.counters = {"book_events": 0, "rejected_position_limit": 0, "rejected_short_ban": 0}
+        # Rejections by cause; book events (submits and cancels) are the hot path's counter,
+        # kept as a plain int and merged into ``counters`` when read.
+        self._counts = {"rejected_position_limit": 0, "rejected_short_ban": 0}
+        self._book_events = 0
 
         # Fundamentals, and what agents observe.
         f = config.fundamental
@@ -461,7 +465,7 @@ class Market:
                 if resting is None:  # filled, cancelled or expired already
                     continue
                 qty = self.books[asset].cancel(order_id)
-                self.counters["book_events"] += 1
+                self._book_events += 1
                 if qty:
                     if resting[0]:
                         self.open_buy[asset][resting[1]] -= qty
@@ -479,12 +483,13 @@ class Market:
         """A turn spanning assets: its ``(asset, op)`` legs back to back, nobody in between."""
         _, agent_id, _, legs, on_placed = turn
         placed = []
+        place, cancel = self._place, self._cancel
         for asset, op in legs:
             if op[0] is CANCEL:
-                self._cancel(asset, op[1])
+                cancel(asset, op[1])
             else:
                 _, is_buy, qty, price, lifetime, post_only = op
-                order_id = self._place(agent_id, asset, is_buy, qty, price, lifetime, post_only)
+                order_id = place(agent_id, asset, is_buy, qty, price, lifetime, post_only)
                 if order_id:
                     placed.append((asset, is_buy, order_id))
         if on_placed is not None:
@@ -500,11 +505,11 @@ class Market:
             room = limit + inv - self.open_sell[asset][agent_id]
             owned = self.endowment[agent_id] + inv - self.open_sell[asset][agent_id]
             if self.config.rules.short_ban and owned < qty:
-                self.counters["rejected_short_ban"] += 1
+                self._counts["rejected_short_ban"] += 1
                 self.agent_rejections[agent_id] += 1
                 return 0
         if room <= 0:
-            self.counters["rejected_position_limit"] += 1
+            self._counts["rejected_position_limit"] += 1
             self.agent_rejections[agent_id] += 1
             return 0
         if qty > room:
@@ -523,7 +528,7 @@ class Market:
             if price <= 0:
                 return 0
         order_id, trades = book.submit_fast(is_buy, qty, price, agent_id)
-        self.counters["book_events"] += 1
+        self._book_events += 1
         if trades:
             qty -= self._settle(asset, trades, is_buy)
         if price is None or qty == 0:
@@ -543,7 +548,7 @@ class Market:
             return
         is_buy, owner = resting
         qty = self.books[asset].cancel(order_id)
-        self.counters["book_events"] += 1
+        self._book_events += 1
         if qty:
             if is_buy:
                 self.open_buy[asset][owner] -= qty
@@ -718,6 +723,11 @@ class Market:
             )
         )
 
+    @property
+    def counters(self) -> dict[str, int]:
+        """Book events (orders submitted and cancelled) and rejections by cause, so far."""
+        return {"book_events": self._book_events, **self._counts}
+
     def fair_values(self) -> list[float]:
         """Every book's fair value now, in ticks: for monitors and measures (no agent sees it)."""
         return [math.exp(self.log_fair[fundamental]) for fundamental in self._fundamental_of]
@@ -743,8 +753,19 @@ class Market:
         Fees, rebates and taxes are inside dMTM (they move cash) and are listed beside it.
         ``agent_ids`` restricts the arrays to those agents, in that order (default: everyone).
         """
-        t = self.t
         ids = range(len(self.agent_kinds)) if agent_ids is None else agent_ids
+        rows = self.reward_rows(ids)
+        columns = zip(*rows, strict=True) if rows else [()] * len(REWARD_NAMES)
+        return {
+            name: np.array(column, dtype=np.float64)
+            for name, column in zip(REWARD_NAMES, columns, strict=True)
+        }
+
+    def reward_rows(self, agent_ids) -> list[tuple[float, ...]]:
+        """``reward_components`` as one tuple per agent in ``agent_ids`` (``REWARD_NAMES``
+        order), for a caller that reads a few agents every step (an environment)."""
+        t = self.t
+        ids = agent_ids
         weights = self._reward_weights
         mids = [view.mid for view in self.views]
         # Plain Python over the agents asked for: an environment reads a few learners' terms
@@ -776,12 +797,7 @@ class Market:
                     self.taxes_paid[i],
                 )
             )
-        names = (*REWARD_COMPONENTS, "reward", "fees_paid", "rebates_received", "taxes_paid")
-        columns = zip(*rows, strict=True) if rows else [()] * len(names)
-        return {
-            name: np.array(column, dtype=np.float64)
-            for name, column in zip(names, columns, strict=True)
-        }
+        return rows
 
     @property
     def cumulative_reward(self) -> np.ndarray:
@@ -912,7 +928,7 @@ class Market:
             agents=agents,
             agent_steps=agent_steps,
             positions=positions,
-            counters=dict(self.counters),
+            counters=self.counters,
             interventions=copy.deepcopy(self.interventions),
         )
 

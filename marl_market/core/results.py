@@ -41,6 +41,8 @@ REWARD_COMPONENTS = (
     "delay_penalty",
     "unhedged_penalty",
 )
+# What ``Market.reward_components`` returns: the terms, their sum, then the charges.
+REWARD_NAMES = (*REWARD_COMPONENTS, "reward", "fees_paid", "rebates_received", "taxes_paid")
 AGENT_COLUMNS = {
     "agent_id": np.int64,
     "kind": object,  # "maker" | "momentum" | "value" | "noise" | "zi" | "taker" | "arb"

@@ -38,6 +38,7 @@ from marl_market.core.fundamentals import correlation_factor
 from marl_market.core.learners import learner_names
 from marl_market.core.market import Market
 from marl_market.core.observe import NODE_FEATURES, MarketObserver, vector_size
+from marl_market.core.results import REWARD_NAMES
 
 DEFAULT_EPISODE_STEPS = 500
 
@@ -284,8 +285,8 @@ class MarketEnv(ParallelEnv):
         self._observer = MarketObserver(self.market)
         self.agents = list(self.possible_agents)
         self._ids = [self.market.learner_id(name) for name in self.agents]
-        self._last = self._components()
-        empty = dict.fromkeys(self._component_names, 0.0)
+        self._last = self.market.reward_rows(self._ids)
+        empty = dict.fromkeys(REWARD_NAMES, 0.0)
         return self._observe(), {agent: dict(empty) for agent in self.agents}
 
     def step(
@@ -302,15 +303,14 @@ class MarketEnv(ParallelEnv):
         for agent, action in actions.items():
             market.act(agent, self.typed_action(agent, action))
         market.step()
-        now = self._components()
-        # This step's change of every component, one row per learner, as plain floats.
-        changes = (now - self._last).T.tolist()
-        self._last = now
-        names = self._component_names
+        now = market.reward_rows(self._ids)
+        # This step's change of every component, one dict per learner, in plain floats.
+        names = REWARD_NAMES
         infos = {
-            agent: dict(zip(names, row, strict=True))
-            for agent, row in zip(self.agents, changes, strict=True)
+            agent: {name: a - b for name, a, b in zip(names, new, old, strict=True)}
+            for agent, new, old in zip(self.agents, now, self._last, strict=True)
         }
+        self._last = now
         rewards = {agent: info["reward"] for agent, info in infos.items()}
         observations = self._observe()
         done = market.t >= self.config.episode_steps
@@ -356,12 +356,6 @@ class MarketEnv(ParallelEnv):
             direction=tuple(2.0 * x - 1.0 for x in second),
             size=sizes,
         )
-
-    def _components(self) -> np.ndarray:
-        """The learners' cumulative reward components: components x learners."""
-        components = self.market.reward_components(self._ids)
-        self._component_names = list(components)
-        return np.array(list(components.values()))
 
     def _observe(self) -> dict[str, dict[str, np.ndarray]]:
         nodes, columns = self._observer.nodes()
