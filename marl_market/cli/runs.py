@@ -45,7 +45,7 @@ def runs_list(
         return
     table = Table(
         title=f"{len(rows)} run(s)",
-        caption="agents: makers/momentum/value/noise; created in UTC",
+        caption="agents: makers/momentum/value/noise (+ takers, arbs, learners); created in UTC",
         box=box.SIMPLE_HEAD,
     )
     for column in ("run ID", "kind", "scenario", "agents", "seed", "steps", "created", "code"):
