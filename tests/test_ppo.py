@@ -93,7 +93,7 @@ def test_the_value_loss_is_clipped_around_the_old_value():
     # max((0.5 - 1)^2, (0 + 0.2 - 1)^2) / 2 = 0.32
     assert float(parts["value_loss"].detach()) == pytest.approx(0.32)
     unclipped = ppo_loss(*args, new, old, returns, torch.zeros(1), 0.2, False, 0.0, 1.0)
-    assert float(unclipped["value_loss"]) == pytest.approx(0.125)
+    assert float(unclipped["value_loss"].detach()) == pytest.approx(0.125)
 
 
 def test_running_norm_matches_numpy_over_batches():

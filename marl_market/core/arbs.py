@@ -14,7 +14,7 @@ import numpy as np
 
 from marl_market.core.agents import ORDER, MarketView
 from marl_market.core.config import ArbParams
-from marl_market.core.draws import PerStep
+from marl_market.core.draws import turn_key_streams
 
 
 def arbitrage_pairs(n_members: int, n_assets: int) -> list[tuple[int, int]]:
@@ -59,7 +59,7 @@ class PairArbitrageurs:
         self.params = params
         self.pairs = arbitrage_pairs(len(agent_ids), n_assets)
         self.trackers = [SpreadTracker(params.halflife) for _ in agent_ids]
-        self.draws = [PerStep(np.random.default_rng(s), 1, 1) for s in seed.spawn(len(agent_ids))]
+        self.draws = turn_key_streams(seed, len(agent_ids))
 
     def decide(self, views: list[MarketView], step: int, inventory: list[list[int]], turns) -> None:
         p = self.params

@@ -211,3 +211,9 @@ class UniformRows(_Stream):
         row = self._rows[self._next]
         self._next += 1
         return row
+
+
+def turn_key_streams(seed: np.random.SeedSequence, n_members: int) -> list[PerStep]:
+    """One stream per member drawing one number per step, its turn key, acted or not: the
+    members of a type whose decision is one turn a step (takers, arbitrageurs, learners)."""
+    return [PerStep(np.random.default_rng(child), 1, 1) for child in seed.spawn(n_members)]

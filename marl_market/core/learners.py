@@ -25,7 +25,7 @@ from marl_market.core.actions import (
 from marl_market.core.agents import MarketView
 from marl_market.core.arbs import arbitrage_pairs
 from marl_market.core.config import LEARNER_KINDS, MarketConfig
-from marl_market.core.draws import PerStep
+from marl_market.core.draws import turn_key_streams
 from marl_market.core.takers import execution_tasks
 
 ACTION_TYPES = {
@@ -73,7 +73,7 @@ class LearnerSlots:
         self.names = learner_names(kinds)
         self.slot_of = {agent_id: i for i, agent_id in enumerate(agent_ids)}
         self.config = config
-        self.draws = [PerStep(np.random.default_rng(s), 1, 1) for s in seed.spawn(len(kinds))]
+        self.draws = turn_key_streams(seed, len(kinds))
         self.pending: list[object | None] = [None] * len(kinds)
         # Live orders per slot and asset: makers' [bid_id, ask_id], traders' last limit order.
         self.quotes = [[[0, 0] for _ in range(n_assets)] for _ in kinds]

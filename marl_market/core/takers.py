@@ -16,7 +16,7 @@ import numpy as np
 
 from marl_market.core.agents import ORDER, MarketView
 from marl_market.core.config import TAKER_STYLES, TakerParams
-from marl_market.core.draws import PerStep
+from marl_market.core.draws import turn_key_streams
 
 
 @dataclass
@@ -99,7 +99,7 @@ class ExecutionTakers:
         self.params = params
         self.tasks = execution_tasks(agent_ids, n_assets, params, steps)
         # One stream per taker: its turn key each step, drawn whether it trades or not.
-        self.draws = [PerStep(np.random.default_rng(s), 1, 1) for s in seed.spawn(len(agent_ids))]
+        self.draws = turn_key_streams(seed, len(agent_ids))
 
     def decide(self, views: list[MarketView], step: int, inventory: list[list[int]], turns) -> None:
         p = self.params
