@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import operator
 from collections import deque
+from collections.abc import Mapping
 from heapq import heappop, heappush, nsmallest
 from itertools import repeat
 
@@ -328,6 +329,12 @@ class OrderBook:
         """Price of a live order (None if filled, cancelled or unknown)."""
         entry = self._live.get(order_id)
         return None if entry is None else entry[3]
+
+    @property
+    def live_orders(self) -> Mapping[int, list]:
+        """The live resting orders by id (read-only: a caller checks membership, e.g. whether
+        an order survived a fill, without a method call per order)."""
+        return self._live
 
     def __len__(self) -> int:
         """Number of live resting orders."""

@@ -221,6 +221,7 @@ class Market:
             view.log_mid = view.log_fair = log_p0
             view.sigma_fast = view.sigma_slow = f.volatility
         self._price_rules(config.rules)
+        self._activity_range = (config.feedback.min_activity, config.feedback.max_activity)
         self._w_fast = _ewma_weight(config.feedback.fast_halflife)
         self._w_slow = _ewma_weight(config.feedback.slow_halflife)
         self._w_ema = _ewma_weight(config.maker.ema_halflife)
@@ -299,6 +300,10 @@ class Market:
             view.cost = rules.tobin_tax
             view.taker_cost = rules.tobin_tax + rules.taker_fee
             view.maker_cost = rules.tobin_tax - rules.maker_rebate
+        # What the order path reads on every order and fill, unpacked once per change.
+        self._short_ban = rules.short_ban
+        charges = (rules.taker_fee, rules.maker_rebate, rules.tobin_tax)
+        self._charges = charges if any(charges) else None
 
     def set_regime(self, fundamental: FundamentalParams, noise: NoiseParams) -> None:
         """Switch the fundamental's and the noise traders' parameters (e.g. to stress)."""
@@ -498,13 +503,13 @@ class Market:
     def _place(self, agent_id, asset, is_buy, qty, price, lifetime, post_only) -> int:
         """Check, submit and settle one order; return its id if a remainder rests, else 0."""
         inv = self.inventory[asset][agent_id]
-        limit = self.position_limit[agent_id]
         if is_buy:
-            room = limit - inv - self.open_buy[asset][agent_id]
+            open_side = self.open_buy[asset]
+            room = self.position_limit[agent_id] - inv - open_side[agent_id]
         else:
-            room = limit + inv - self.open_sell[asset][agent_id]
-            owned = self.endowment[agent_id] + inv - self.open_sell[asset][agent_id]
-            if self.config.rules.short_ban and owned < qty:
+            open_side = self.open_sell[asset]
+            room = self.position_limit[agent_id] + inv - open_side[agent_id]
+            if self._short_ban and self.endowment[agent_id] + inv - open_side[agent_id] < qty:
                 self._counts["rejected_short_ban"] += 1
                 self.agent_rejections[agent_id] += 1
                 return 0
@@ -533,10 +538,7 @@ class Market:
             qty -= self._settle(asset, trades, is_buy)
         if price is None or qty == 0:
             return 0
-        if is_buy:
-            self.open_buy[asset][agent_id] += qty
-        else:
-            self.open_sell[asset][agent_id] += qty
+        open_side[agent_id] += qty
         self._resting[asset][order_id] = (is_buy, agent_id)
         if lifetime:
             self._expiries.setdefault(self.t + lifetime, []).append((asset, order_id))
@@ -557,14 +559,14 @@ class Market:
 
     def _settle(self, asset: int, trades: list, aggressor_buys: bool) -> int:
         """Book every fill in cash and inventory (with fees and taxes); return the qty filled."""
-        rules = self.config.rules
-        taker_fee, rebate, tax = rules.taker_fee, rules.maker_rebate, rules.tobin_tax
-        charges = taker_fee or rebate or tax
+        charges = self._charges
+        if charges:
+            taker_fee, rebate, tax = charges
         cash = self.cash
         inventory = self.inventory[asset]
         resting_open = self.open_sell[asset] if aggressor_buys else self.open_buy[asset]
         resting = self._resting[asset]
-        book = self.books[asset]
+        live = self.books[asset].live_orders
         agent_trades = self.agent_trades
         log = self._trades.rows
         t = self.t
@@ -590,7 +592,7 @@ class Market:
             else:
                 taker, maker, resting_id = seller, buyer, trade.buy_order_id
             resting_open[maker] -= qty
-            if not book.order_qty(resting_id):
+            if resting_id not in live:  # filled in full
                 resting.pop(resting_id, None)
             if charges:
                 cash[taker] -= (taker_fee + tax) * notional
@@ -645,9 +647,9 @@ class Market:
             ret = 0.0  # a one-sided book keeps the last mid
         view.sigma_fast += self._w_fast * (ret - view.sigma_fast)
         view.sigma_slow += self._w_slow * (ret - view.sigma_slow)
-        fb = self.config.feedback
+        low, high = self._activity_range
         ratio = view.sigma_fast / view.sigma_slow if view.sigma_slow > 0 else 1.0
-        view.activity = min(fb.max_activity, max(fb.min_activity, ratio))
+        view.activity = min(high, max(low, ratio))
         view.ema_mid += self._w_ema * (view.mid - view.ema_mid)
         view.log_fair = self.log_fair[self._fundamental_of[asset]]
 
@@ -659,6 +661,7 @@ class Market:
         n_assets = len(self.books)
         fixed = self.makers.member_of
         learners = self.learners
+        lives = [book.live_orders for book in self.books]
         for agent_id in self._maker_agents:
             member = fixed.get(agent_id)
             if member is not None:
@@ -666,13 +669,12 @@ class Market:
             else:
                 quotes = learners.quotes[learners.slot_of[agent_id]]
             present = 0
-            for asset, (bid_id, ask_id) in enumerate(quotes):
+            for (bid_id, ask_id), live, view in zip(quotes, lives, self.views, strict=True):
                 if not bid_id or not ask_id:
                     continue
-                book, mid = self.books[asset], self.views[asset].mid
-                bid, ask = book.order_price(bid_id), book.order_price(ask_id)
-                if bid is not None and ask is not None and mid - bid <= distance:
-                    present += ask - mid <= distance
+                bid, ask = live.get(bid_id), live.get(ask_id)  # entries: [qty, id, agent, price]
+                if bid is not None and ask is not None and view.mid - bid[3] <= distance:
+                    present += ask[3] - view.mid <= distance
             if present:
                 self._presence_sum[agent_id] += present / n_assets
 
