@@ -265,19 +265,30 @@ def ladder_figure(
 
 
 def agents_figure(
-    agent_steps: dict[str, np.ndarray], kinds: np.ndarray | list[str], title: str = ""
+    agent_steps: dict[str, np.ndarray],
+    kinds: np.ndarray | list[str],
+    title: str = "",
+    asset: int = 0,
 ) -> go.Figure:
-    """Every agent's mark-to-market PnL and inventory over time, coloured by agent type.
+    """Every agent's mark-to-market PnL and its inventory in ``asset`` over time, coloured by
+    agent type.
 
     ``kinds[agent_id]`` is the agent's type. The legend has one entry per type and toggles all
-    agents of that type at once.
+    agents of that type at once. The PnL is the whole account's (every asset), the same
+    whichever asset is shown.
     """
+    if "asset" in agent_steps:  # one row per agent and asset: keep the asset shown
+        on_asset = agent_steps["asset"] == asset
+        agent_steps = {name: column[on_asset] for name, column in agent_steps.items()}
     fig = make_subplots(
         rows=2,
         cols=1,
         shared_xaxes=True,
         vertical_spacing=0.07,
-        subplot_titles=("PnL (ticks x shares)", "Inventory (shares, relative to endowment)"),
+        subplot_titles=(
+            "PnL (ticks x shares, whole account)",
+            f"Inventory in asset {asset} (shares, relative to endowment)",
+        ),
     )
     ids = agent_steps["agent_id"]
     shown: set[str] = set()

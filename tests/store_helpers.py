@@ -77,11 +77,13 @@ def make_run_result(seed: int, n_steps: int, n_trades: int, n_assets: int = 1) -
     }
 
     sampled = np.arange(0, n_steps, config.agent_record_interval, dtype=np.int64)
+    rows = n_agents * n_assets  # one row per agent and asset per sample
     agent_steps = {
-        "step": np.repeat(sampled, n_agents),
-        "agent_id": np.tile(np.arange(n_agents, dtype=np.int64), sampled.size),
-        "inventory": rng.integers(-50, 50, sampled.size * n_agents),
-        "pnl": rng.normal(0, 1e3, sampled.size * n_agents),
+        "step": np.repeat(sampled, rows),
+        "agent_id": np.tile(np.repeat(np.arange(n_agents, dtype=np.int64), n_assets), sampled.size),
+        "asset": np.tile(np.arange(n_assets, dtype=np.int64), n_agents * sampled.size),
+        "inventory": rng.integers(-50, 50, sampled.size * rows),
+        "pnl": rng.normal(0, 1e3, sampled.size * rows),
     }
     return RunResult(
         config=config,

@@ -265,3 +265,28 @@ def test_venue_books_of_one_asset_share_its_fundamental_and_invite_arbitrage():
 def test_bad_listings_are_refused_with_one_message(listings, message):
     with pytest.raises(ValueError, match=message):
         Market(MarketConfig(steps=10, n_assets=3, listings=listings), SEED)
+
+
+def test_agent_samples_are_per_asset_with_the_whole_accounts_pnl():
+    market = Market(two_assets(steps=1_000), SEED)
+    result = market.run()
+    samples = result.agent_steps
+    n_agents = len(result.agents["agent_id"])
+    steps = np.unique(samples["step"])
+    assert samples["step"].size == steps.size * n_agents * 2
+    last = samples["step"] == steps[-1]
+    by_agent_asset = {
+        (int(a), int(k)): (int(q), float(p))
+        for a, k, q, p in zip(
+            samples["agent_id"][last],
+            samples["asset"][last],
+            samples["inventory"][last],
+            samples["pnl"][last],
+            strict=True,
+        )
+    }
+    assert set(by_agent_asset) == {(a, k) for a in range(n_agents) for k in (0, 1)}
+    # Inventories differ between the assets (they are not a sum written twice) ...
+    assert any(by_agent_asset[a, 0][0] != by_agent_asset[a, 1][0] for a in range(n_agents))
+    # ... while the PnL is the account's, the same on both of an agent's rows.
+    assert all(by_agent_asset[a, 0][1] == by_agent_asset[a, 1][1] for a in range(n_agents))

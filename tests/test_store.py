@@ -31,6 +31,7 @@ from marl_market.store import (
     default_db_path,
     make_run_id,
 )
+from marl_market.store.schema import migrate
 from tests.store_helpers import make_run_result
 
 REPO = Path(__file__).resolve().parents[1]
@@ -493,3 +494,17 @@ def test_sigkill_during_save_leaves_no_visible_run(tmp_path):
     run_id = save(store, make_run_result(1, 5_000, 50_000))
     assert store.has_run(run_id)
     assert store.load_trades(run_id)["price"].size == 50_000
+
+
+def test_a_file_from_before_per_asset_agent_samples_reads_as_asset_0(tmp_path):
+    db = tmp_path / "db.duckdb"
+    store = RunStore(db)
+    run_id = save(store, make_run_result(seed=5, n_steps=200, n_trades=50))
+    with duckdb.connect(str(db)) as con:  # what an older version wrote: no asset column
+        con.execute("ALTER TABLE agent_steps DROP COLUMN asset")
+    samples = RunStore(db).load_agent_steps(run_id)  # read as it is, without the column
+    assert samples["asset"].size == samples["step"].size > 0
+    assert (samples["asset"] == 0).all()
+    with duckdb.connect(str(db)) as con:  # a newer version's write adds it back, NULL
+        migrate(con)
+    assert (RunStore(db).load_agent_steps(run_id)["asset"] == 0).all()

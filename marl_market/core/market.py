@@ -237,7 +237,8 @@ class Market:
         self._steps = Columns(len(_RECORDED), np.float64, record)  # one row per (step, asset)
         # int32 while recorded (ticks, shares, ids and steps all fit), int64 in the result.
         self._trades = Columns(len(TRADE_COLUMNS), np.int32, record)
-        self._agent_samples = Columns(3, np.float64, record)  # (step, inventory, pnl) per agent
+        # (step, asset, inventory, pnl) per agent and asset; pnl is the whole account's.
+        self._agent_samples = Columns(4, np.float64, record)
         self._volume = [0] * n_assets
         self._flow = [0] * n_assets  # signed by the aggressor: order-flow imbalance
         self._n_trades = [0] * n_assets
@@ -848,18 +849,19 @@ class Market:
         return report
 
     def _record_agents(self, t: int) -> None:
-        """A sample of every agent's inventory (summed over assets) and mark-to-market PnL."""
+        """A sample of every agent's inventory in each asset and its mark-to-market PnL (the
+        whole account's, cash and every asset, repeated on each of the agent's asset rows)."""
         cash = self.cash
         if len(self.inventory) == 1:
             held = self.inventory[0]
             mid = self.views[0].mid
-            rows = [(t, q, c + q * mid) for q, c in zip(held, cash, strict=True)]
+            rows = [(t, 0, q, c + q * mid) for q, c in zip(held, cash, strict=True)]
         else:
             mids = [view.mid for view in self.views]
-            rows = [
-                (t, sum(q), c + sum(x * m for x, m in zip(q, mids, strict=True)))
-                for q, c in zip(zip(*self.inventory, strict=True), cash, strict=True)
-            ]
+            rows = []
+            for q, c in zip(zip(*self.inventory, strict=True), cash, strict=True):
+                pnl = c + sum(x * m for x, m in zip(q, mids, strict=True))
+                rows.extend((t, asset, x, pnl) for asset, x in enumerate(q))
         self._agent_samples.rows.extend(rows)
 
     # ------------------------------------------------------------------ result
@@ -911,12 +913,14 @@ class Market:
             "asset": np.tile(np.arange(n_assets, dtype=np.int64), n_agents),
             "inventory": np.array(self.inventory, dtype=np.int64).T.reshape(-1),
         }
-        sample_step, sample_inventory, sample_pnl = self._agent_samples.columns(
-            [np.int64, np.int64, np.float64]
+        sample_step, sample_asset, sample_inventory, sample_pnl = self._agent_samples.columns(
+            [np.int64, np.int64, np.int64, np.float64]
         )
+        per_sample = np.repeat(np.arange(n_agents, dtype=np.int64), n_assets)
         agent_steps = {
             "step": sample_step,
-            "agent_id": np.tile(np.arange(n_agents, dtype=np.int64), len(sample_step) // n_agents),
+            "agent_id": np.tile(per_sample, len(sample_step) // max(1, per_sample.size)),
+            "asset": sample_asset,
             "inventory": sample_inventory,
             "pnl": sample_pnl,
         }

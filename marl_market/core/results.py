@@ -69,6 +69,7 @@ POSITION_COLUMNS = {  # one row per agent and asset at the end of the run
 AGENT_STEP_COLUMNS = {
     "step": np.int64,
     "agent_id": np.int64,
+    "asset": np.int64,  # one row per agent and asset; pnl is the agent's whole account
     "inventory": np.int64,
     "pnl": np.float64,
 }

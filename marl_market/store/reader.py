@@ -9,6 +9,10 @@ import numpy as np
 from marl_market.store.connection import Connection
 from marl_market.store.schema import DONE, RESULT_TABLES
 
+# Columns of result tables added after files existed, with the value older runs had: runs
+# stored before agent samples were per asset had one asset.
+_ADDED_COLUMN_DEFAULTS = {("agent_steps", "asset"): 0}
+
 
 class Reader(Connection):
     """Finding and loading finished runs (part of ``RunStore``)."""
@@ -85,11 +89,30 @@ class Reader(Connection):
         with self._read() as con:
             self._require_run(con, run_id)
             # rowid order is insertion order: trades within a step keep their sequence.
+            # A column added after a run was stored holds NULL for it once the file has been
+            # written by a newer version (``schema.migrate``), and is absent from a file only
+            # ever read since: either way, read it as the value every such run had.
+            present = {
+                row[0]
+                for row in con.execute(
+                    "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [table]
+                ).fetchall()
+            }
+            selected = ", ".join(_column_or_default(table, name, present) for name in columns)
             data = con.execute(
-                f"SELECT {', '.join(columns)} FROM {table} WHERE run_id = ? ORDER BY rowid",
+                f"SELECT {selected} FROM {table} WHERE run_id = ? ORDER BY rowid",
                 [run_id],
             ).fetchnumpy()
         return {name: np.asarray(data[name], dtype=dtype) for name, dtype in columns.items()}
+
+
+def _column_or_default(table: str, name: str, present: set[str]) -> str:
+    default = _ADDED_COLUMN_DEFAULTS.get((table, name))
+    if default is None:
+        return name  # a column every stored file has
+    if name not in present:
+        return f"{default} AS {name}"
+    return f"COALESCE({name}, {default}) AS {name}"
 
 
 POPULATION_ORDER = ("makers", "momentum", "value", "noise")
