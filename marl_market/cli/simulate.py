@@ -49,6 +49,13 @@ def simulate(
         int, typer.Option(help="Steps between sampled mid prices for returns.")
     ] = 5,
     assets: Annotated[int, typer.Option(help="Assets, each with its own book.")] = 1,
+    venues: Annotated[
+        int,
+        typer.Option(
+            help="Venues each asset is listed on: a book per asset and venue, the venues of an "
+            "asset sharing its fundamental (arbitrageurs then trade across venues)."
+        ),
+    ] = 1,
     correlation: Annotated[
         float | None,
         typer.Option(help="Correlation of every pair of assets' fundamental shocks, in (-1, 1)."),
@@ -85,7 +92,9 @@ def simulate(
     taker_horizon: Annotated[
         int, typer.Option(help="Steps the takers have for their target (capped at the run).")
     ] = TakerParams().horizon,
-    arbs: Annotated[int, typer.Option(help="Pair arbitrageurs (need --assets 2 or more).")] = 0,
+    arbs: Annotated[
+        int, typer.Option(help="Pair arbitrageurs (need --assets 2 or more, or --venues 2).")
+    ] = 0,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -103,6 +112,7 @@ def simulate(
             noise=noise,
             return_interval=return_interval,
             assets=assets,
+            venues=venues,
             correlation=correlation,
             correlation_matrix=_read_matrix(correlation_matrix),
             regime_switch=regime_switch,
@@ -148,9 +158,9 @@ def simulate(
     out.print(table)
     market = outcome.market
     if len(market.get("assets", [])) > 1:
-        for asset, facts in enumerate(outcome.asset_facts):
+        for entry, facts in zip(market["assets"], outcome.asset_facts, strict=True):
             out.print(
-                f"asset {asset}: excess kurtosis {fmt(facts.excess_kurtosis)}, ACF |r| lag 1 "
+                f"{book_label(entry)}: excess kurtosis {fmt(facts.excess_kurtosis)}, ACF |r| lag 1 "
                 f"{fmt(facts.acf_abs[0], '{:.3f}')}, mean spread {fmt(facts.mean_spread_ticks)}"
             )
         matrix = market["fundamental_correlation"]
@@ -187,6 +197,14 @@ def simulate(
                 "fees": fees,
             }
         )
+
+
+def book_label(entry: dict) -> str:
+    """A book of ``market_summary``'s ``assets``: ``asset 2``, or ``book 3 (asset 1, venue 1)``
+    when the assets are listed on several venues."""
+    if "venue" not in entry:
+        return f"asset {entry['asset']}"
+    return f"book {entry['asset']} (asset {entry['fundamental']}, venue {entry['venue']})"
 
 
 def execution_table(execution: list[dict]) -> Table:

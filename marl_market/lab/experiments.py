@@ -54,17 +54,30 @@ class SimulationOutcome:
 
 def market_summary(result: RunResult, return_interval: int, facts: StylisedFacts) -> dict:
     """What a multi-asset, regime-switching run with fees and execution takers adds to its
-    facts: every asset's facts, the correlation of the simulated fundamentals' log returns, how
+    facts: every book's facts, the correlation of the simulated fundamentals' log returns, how
     much of the run was stressed, each taker's execution and the venue's charges. ``facts`` are
-    asset 0's, already computed."""
-    n_assets = result.config.n_assets
+    book 0's, already computed.
+
+    A market listing its assets on several venues (``MarketConfig.listings``) has a book per
+    asset and venue: each entry of ``assets`` then also names its ``fundamental`` (the asset it
+    trades) and its ``venue``, and the correlation is over the fundamentals (venues of one asset
+    share theirs, so a matrix over books would repeat rows of ones).
+    """
+    n_books = result.config.n_assets
     assets = [{"asset": 0, "facts": facts.as_dict()}] + [
         {"asset": a, "facts": facts_of(result, return_interval, a).as_dict()}
-        for a in range(1, n_assets)
+        for a in range(1, n_books)
     ]
-    fair = np.array([result.asset_series("fair_value", a) for a in range(n_assets)])
+    listings = result.config.listings
+    first_book = list(range(n_books))  # the book whose fair value stands for each fundamental
+    if listings is not None:
+        first_book = [list(listings).index(f) for f in range(max(listings) + 1)]
+        for entry, fundamental in zip(assets, listings, strict=True):
+            entry["fundamental"] = int(fundamental)
+            entry["venue"] = list(listings)[: entry["asset"]].count(fundamental)
+    fair = np.array([result.asset_series("fair_value", a) for a in first_book])
     returns = np.diff(np.log(fair), axis=1)
-    correlation = np.corrcoef(returns) if n_assets > 1 else np.ones((1, 1))
+    correlation = np.corrcoef(returns) if len(first_book) > 1 else np.ones((1, 1))
     regime = result.asset_series("regime", 0)
     return {
         "assets": assets,
@@ -243,6 +256,9 @@ class ScenarioOutcome:
     per_seed: dict[str, list[dict]]  # kind -> the scenario's metrics for each seed
     run_ids: dict[str, list[str]]  # "baseline" and each kind -> one run ID per seed
     cached: bool = False
+    # A market of several books: per book, {"asset": book, "summaries": kind -> metric -> ...}
+    # (book 0's are ``summaries``); empty for one book, whose JSON stays as it was.
+    assets: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         payload = {
@@ -254,6 +270,8 @@ class ScenarioOutcome:
             "cached": self.cached,
             "per_seed": self.per_seed,
         }
+        if self.assets:
+            payload["assets"] = self.assets
         payload.update(self.summaries)
         return payload
 
@@ -287,14 +305,38 @@ def _scenario_config(config: MarketConfig, scenario: Scenario | None) -> dict:
     return stored
 
 
-def _run_one_seed(config: MarketConfig, scenarios: list[Scenario], seed: int) -> tuple:
-    """Worker: the baseline and every scenario for one seed (common random numbers)."""
-    baseline, runs = run_with_baseline(config, scenarios, seed)
-    pairs = [
+class _OneBook:
+    """A run seen through one of its books: ``asset_series`` reads book ``book`` whichever
+    asset is asked for, so ``core.scenarios.measure`` (which measures asset 0) measures it."""
+
+    def __init__(self, result: RunResult, book: int):
+        self._result = result
+        self._book = book
+
+    def asset_series(self, column: str, asset: int = 0) -> np.ndarray:
+        return self._result.asset_series(column, self._book)
+
+
+def _measure_pairs(
+    runs: list[RunResult], scenarios: list[Scenario], baseline: RunResult, book: int = 0
+) -> list[tuple[dict, dict]]:
+    """(scenario metrics, baseline metrics) of every scenario on one book."""
+    if book:
+        baseline = _OneBook(baseline, book)
+        runs = [_OneBook(run, book) for run in runs]
+    return [
         (measure(run, scenario, baseline), baseline_metrics(baseline, scenario))
         for run, scenario in zip(runs, scenarios, strict=True)
     ]
-    return seed, baseline, runs, pairs
+
+
+def _run_one_seed(config: MarketConfig, scenarios: list[Scenario], seed: int) -> tuple:
+    """Worker: the baseline and every scenario for one seed (common random numbers), measured
+    on book 0 and, in a market of several books, on each of the others too."""
+    baseline, runs = run_with_baseline(config, scenarios, seed)
+    pairs = _measure_pairs(runs, scenarios, baseline)
+    others = [_measure_pairs(runs, scenarios, baseline, b) for b in range(1, config.n_assets)]
+    return seed, baseline, runs, pairs, others
 
 
 def run_scenarios(
@@ -324,7 +366,7 @@ def run_scenarios(
             s = row["summary"]
             return ScenarioOutcome(
                 compare_id, kinds, seeds, config.steps, s["summaries"], s["per_seed"],
-                s["run_ids"], cached=True,
+                s["run_ids"], cached=True, assets=s.get("assets", []),
             )  # fmt: skip
 
     workers = workers or os.cpu_count() or 1
@@ -347,7 +389,7 @@ def run_scenarios(
     per_seed: dict[str, list[dict]] = {k: [] for k in kinds}
     records = []
     for seed in seeds:
-        baseline, runs, pairs = by_seed[seed]
+        baseline, runs, pairs, _ = by_seed[seed]
         base_config = _scenario_config(config, None)
         base_id = make_run_id("baseline", base_config, seed, code_version())
         run_ids["baseline"].append(base_id)
@@ -371,13 +413,27 @@ def run_scenarios(
         s.kind: summarise(s.kind, [by_seed[seed][2][i] for seed in seeds])
         for i, s in enumerate(scenarios)
     }
+    assets = []
+    if config.n_assets > 1:
+        assets = [{"asset": 0, "summaries": summaries}] + [
+            {
+                "asset": book,
+                "summaries": {
+                    s.kind: summarise(s.kind, [by_seed[seed][3][book - 1][i] for seed in seeds])
+                    for i, s in enumerate(scenarios)
+                },
+            }
+            for book in range(1, config.n_assets)
+        ]
     outcome = ScenarioOutcome(
         compare_id if is_compare else None, kinds, seeds, config.steps, summaries, per_seed,
-        run_ids,
+        run_ids, assets=assets,
     )  # fmt: skip
     if store is not None:
         if is_compare:
             summary = {"summaries": summaries, "per_seed": per_seed, "run_ids": run_ids}
+            if assets:
+                summary["assets"] = assets
             records.append(
                 RunRecord(compare_id, "compare", None, compare_config, None, {}, summary)
             )

@@ -14,14 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from marl_market.core.config import (
     TAKER_STYLES,
     MarketConfig,
-    Population,
     RegimeParams,
     TakerParams,
 )
-from marl_market.core.fundamentals import correlation_factor
+from marl_market.core.fundamentals import correlation_factor, venue_listings
 from marl_market.core.scenarios import SCENARIO_KINDS
 
 MIN_RETURNS = 20  # fewer sampled returns than this make the stylised facts meaningless
+MAX_BOOKS = 50  # assets x venues: every book is simulated and recorded every step
 
 _CONFIG_ADAPTER = TypeAdapter(MarketConfig)
 
@@ -68,8 +68,14 @@ class MarketRequest(BaseModel):
 
     def to_config(self, base: MarketConfig | None = None) -> MarketConfig:
         base = base or MarketConfig()
-        population = Population(
-            makers=self.makers, momentum=self.momentum, value=self.value, noise=self.noise
+        # The base's other members (takers, arbitrageurs, learners) stay: a scenario over a
+        # multi-asset market keeps the market's whole population.
+        population = dataclasses.replace(
+            base.population,
+            makers=self.makers,
+            momentum=self.momentum,
+            value=self.value,
+            noise=self.noise,
         )
         return base.replace(steps=self.steps, population=population)
 
@@ -78,7 +84,11 @@ class SimulateRequest(MarketRequest):
     """What ``marlsim simulate`` and the Market page ask for."""
 
     return_interval: Annotated[int, Field(gt=0)] = 5
-    assets: Annotated[int, Field(ge=1, le=50)] = 1
+    assets: Annotated[int, Field(ge=1, le=MAX_BOOKS)] = 1
+    # Venues each asset is listed on: a book per (asset, venue), the venues of one asset sharing
+    # its fundamental (``core.fundamentals.venue_listings``), so arbitrageurs can trade across
+    # venues. 1 (the default) is the market without venues, with the same run ID.
+    venues: Annotated[int, Field(ge=1, le=MAX_BOOKS)] = 1
     # One off-diagonal correlation of the assets' fundamental shocks, or a whole matrix. A
     # correlation of 0 is the same market as none (independent fundamentals) and is stored as
     # none, so the app's slider at 0 and ``--correlation 0`` find the run without it.
@@ -115,7 +125,8 @@ class SimulateRequest(MarketRequest):
                 horizon=self.taker_horizon,
             )
         return config.replace(
-            n_assets=self.assets,
+            n_assets=self.books,
+            listings=venue_listings(self.assets, self.venues) if self.venues > 1 else None,
             fundamental_correlation=self.fundamental_correlation(),
             regimes=regimes,
             population=population,
@@ -123,8 +134,14 @@ class SimulateRequest(MarketRequest):
             taker=taker,
         )
 
+    @property
+    def books(self) -> int:
+        """The market's order books: one per asset and venue."""
+        return self.assets * self.venues
+
     def fundamental_correlation(self) -> tuple[tuple[float, ...], ...] | None:
-        """The configured matrix: the file's, or ``correlation`` off the diagonal, or None."""
+        """The configured matrix over the assets' fundamentals (not their venues' books): the
+        file's, or ``correlation`` off the diagonal, or None."""
         if self.correlation_matrix is not None:
             return tuple(tuple(float(x) for x in row) for row in self.correlation_matrix)
         if self.correlation is None or self.assets == 1:
@@ -161,10 +178,15 @@ class SimulateRequest(MarketRequest):
             raise ValueError(
                 f"taker style must be one of {', '.join(TAKER_STYLES)}, got {self.taker_style!r}"
             )
-        if self.arbs and self.assets < 2:
+        if self.books > MAX_BOOKS:
             raise ValueError(
-                f"arbitrageurs trade pairs of assets: --arbs {self.arbs} needs --assets 2 or "
-                f"more (got {self.assets})"
+                f"{self.assets} asset(s) on {self.venues} venue(s) make {self.books} books; a "
+                f"market has at most {MAX_BOOKS}"
+            )
+        if self.arbs and self.books < 2:
+            raise ValueError(
+                f"arbitrageurs trade pairs of books: --arbs {self.arbs} needs --assets 2 or "
+                "more, or --venues 2 or more (got one asset on one venue)"
             )
         return self
 
