@@ -41,6 +41,31 @@ RUN_COLUMNS = {
 METRIC_COLUMNS = {"name": "VARCHAR", "value": "DOUBLE"}
 ALL_TABLES = ("runs", "metrics", *RESULT_TABLES)
 
+# A training run's tables (``store.training``), written iteration by iteration under its run
+# ID: the per-iteration log per learning type (``agent_type`` "all" for run-wide numbers such
+# as throughput), the market monitor per asset, and every checkpoint's file and digest. Long
+# (name, value) rows, so a new statistic in the trainer's log needs no migration.
+TRAINING_TABLES: dict[str, dict[str, str]] = {
+    "train_logs": {
+        "iteration": "BIGINT",
+        "agent_type": "VARCHAR",
+        "name": "VARCHAR",
+        "value": "DOUBLE",
+    },
+    "train_market": {
+        "iteration": "BIGINT",
+        "asset": "BIGINT",
+        "name": "VARCHAR",
+        "value": "DOUBLE",
+    },
+    "train_checkpoints": {
+        "iteration": "BIGINT",
+        "path": "VARCHAR",
+        "sha256": "VARCHAR",
+        "created_at": "TIMESTAMP",  # UTC
+    },
+}
+
 _SQL_TYPES = {
     np.dtype(np.int64): "BIGINT",
     np.dtype(np.int32): "INTEGER",
@@ -56,6 +81,8 @@ def table_columns() -> dict[str, dict[str, str]]:
     for table, columns in RESULT_TABLES.items():
         sql_columns = {name: _SQL_TYPES[np.dtype(dtype)] for name, dtype in columns.items()}
         tables[table] = {"run_id": "VARCHAR", **sql_columns}
+    for table, columns in TRAINING_TABLES.items():
+        tables[table] = {"run_id": "VARCHAR", **columns}
     return tables
 
 
