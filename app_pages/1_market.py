@@ -149,9 +149,7 @@ if execution:
 st.subheader("Agents")
 if n_assets > 1:
     st.caption(f"Inventory in asset {asset}; PnL is each agent's whole account (every asset).")
-st.plotly_chart(
-    plots.agents_figure(result.agent_steps, run.kinds, asset=asset), key="agents_chart"
-)
+st.plotly_chart(plots.agents_figure(result.agent_steps, run.kinds, asset=asset), key="agents_chart")
 agents = pd.DataFrame(result.agents)
 st.dataframe(
     agents.groupby("kind", sort=False)
