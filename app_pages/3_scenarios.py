@@ -28,6 +28,7 @@ TICK_SECONDS = 1.0  # timer interval of the live panel while it plays (a tick pl
 LIVE = "live_run"  # session-state key of the LiveMarket
 TIMED = "live_timer"  # session-state key: the tick interval the last full run registered
 COMPARE = "compare_result"  # session-state key of the last comparison
+COMPARE_LISTINGS = "compare_listings"  # and the venues of its market's books (None: no venues)
 
 
 def pull_market_makers() -> None:
@@ -67,7 +68,9 @@ def return_after_setting() -> int | None:
 
 
 st.title("Scenarios")
-request = ui.market_settings()
+request = ui.market_settings(multi_asset=True)
+config = request.to_config()
+n_books = config.n_assets
 
 # ------------------------------------------------------------------------------ live market
 st.header("Live market")
@@ -103,10 +106,20 @@ settings[2].number_input(
 playing = settings[3].toggle(
     "Live", key="live_playing", help=f"Play {CHUNK} steps every {TICK_SECONDS:g} s."
 )
+if n_books > 1:
+    # The live market measures one book (``LiveMarket`` keeps asset 0's series and gauges).
+    st.caption(
+        f"This market has {n_books} books: the live panel shows "
+        f"{ui.book_name(0, config.listings)} (its gauges and charts). The other books trade "
+        "alongside it and every intervention reaches them too; the comparison below measures "
+        "every book."
+    )
 
-population = (request.makers, request.momentum, request.value, request.noise)
-key = (population, request.seed, warmup, int(length))
-live_args = (key, request.to_config(), request.seed, warmup, int(length))
+# The whole market but the run length of the sidebar (the live run has its own): a change of
+# assets, fees or traders starts a new live run.
+market_key = request.model_dump_json(exclude={"steps", "return_interval"})
+key = (market_key, warmup, int(length))
+live_args = (key, config, request.seed, warmup, int(length))
 live: LiveMarket | None = st.session_state.get(LIVE)
 if live is None or live.key != key:
     with st.spinner(f"Warming up {warmup:,} steps..."):
@@ -235,6 +248,7 @@ if st.button("Compare scenarios", key="run_compare", type="primary"):
                     progress=lambda done, total: bar.progress(
                         done / total, text=f"{done}/{total} seeds"
                     ),
+                    market=request,  # the sidebar's assets, venues, fees and traders
                 )
             except (ValueError, StoreError) as error:
                 status.update(label="Comparison failed", state="error")
@@ -242,10 +256,12 @@ if st.button("Compare scenarios", key="run_compare", type="primary"):
             else:
                 status.update(label=f"Compared {n_runs} markets", state="complete")
                 st.session_state[COMPARE] = outcome.as_dict()
+                st.session_state[COMPARE_LISTINGS] = config.listings
 
 compared = st.session_state.get(COMPARE)
 if compared is not None:
     summaries = {kind: compared[kind] for kind in compared["kinds"]}
+    books = compared.get("assets") or []  # every book's statistics, in a market of several
     where = (
         f"stored as run [`{compared['run_id']}`]({ui.run_link(compared['run_id'])})"
         if compared.get("run_id")
@@ -256,6 +272,15 @@ if compared is not None:
         f"{compared['steps']:,} steps per run; {where}"
         + (" (read back from the database)." if compared.get("cached") else ".")
     )
+    if books:
+        listings = st.session_state.get(COMPARE_LISTINGS)
+        st.caption(
+            f"Measured on each of the {len(books)} books: choose one. Every intervention reaches "
+            "the whole market, except the fundamental shock, which moves asset 0 (on every "
+            "venue it is listed on)."
+        )
+        book = ui.asset_choice(len(books), listings, key="compare_asset")
+        summaries = books[book]["summaries"]
     st.plotly_chart(plots.compare_figure(summaries), key="compare_chart")
     for kind, summary in summaries.items():
         st.markdown(f"**{kind.replace('_', ' ')}** vs baseline")

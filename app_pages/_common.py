@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -39,10 +39,12 @@ SETTINGS_DEFAULTS: dict[str, int] = {
 # ``SimulateRequest``'s, so they leave a run and its ID as they were before the controls existed.
 ASSET_DEFAULTS: dict[str, int | float] = {
     "assets": 1,
+    "venues": 1,  # venues each asset is listed on (a book per asset and venue)
     "correlation": 0.0,  # one off-diagonal correlation of the fundamentals' shocks
     "regime_switch": 0.0,  # per-step probability of leaving the current regime
 }
 MAX_ASSETS = 5
+MAX_VENUES = 3
 # The venue's charges, execution takers and arbitrageurs (Market and Stylised facts pages):
 # ``SimulateRequest``'s defaults too (fees in bp here, fractions of notional there).
 GAME_DEFAULTS: dict[str, int | float | str] = {
@@ -57,7 +59,8 @@ GAME_DEFAULTS: dict[str, int | float | str] = {
 MAX_TAKERS = 6
 MAX_ARBS = 4
 ARBS_NEED_ASSETS = (
-    "Arbitrageurs trade the spread of a pair of assets: set Assets to 2 or more to add them."
+    "Arbitrageurs trade the spread of a pair of books: set Assets or Venues to 2 or more to "
+    "add them."
 )
 # Other widget values that should survive a page switch.
 PERSISTENT_KEYS = (
@@ -77,6 +80,7 @@ PERSISTENT_KEYS = (
     "compare_seeds",
     "compare_steps",
     "compare_tax_bp",
+    "compare_asset",
     "sql_query",
     "runs_kind",
     "open_run_id",
@@ -139,7 +143,18 @@ def market_settings(multi_asset: bool = False) -> SimulateRequest:
         st.slider("Return interval (steps)", 1, 50, key="return_interval")
         if multi_asset:
             st.subheader("Assets and regimes")
-            st.slider("Assets", 1, MAX_ASSETS, key="assets", help="Each asset has its own book.")
+            assets, venues = st.columns(2)
+            assets.slider(
+                "Assets", 1, MAX_ASSETS, key="assets", help="Each asset has its own book."
+            )
+            venues.slider(
+                "Venues",
+                1,
+                MAX_VENUES,
+                key="venues",
+                help="Venues each asset is listed on: a book per asset and venue, the venues of "
+                "an asset sharing its fundamental, so arbitrageurs can trade across venues.",
+            )
             st.slider(
                 "Fundamental correlation",
                 -0.95,
@@ -191,6 +206,7 @@ def asset_options() -> dict[str, Any]:
         )
     return {
         "assets": assets,
+        "venues": int(st.session_state["venues"]),
         "correlation": correlation if assets > 1 and correlation != 0.0 else None,
         "regime_switch": float(st.session_state["regime_switch"]),
     }
@@ -250,17 +266,17 @@ def game_settings() -> None:
         help="TWAP keeps the fills on a straight line to the target; POV trades a share of the "
         "last step's volume. Both sweep what is left on the horizon's last step.",
     )
-    one_asset = int(st.session_state["assets"]) == 1
+    one_book = one_book_market()
     st.slider(
         "Arbitrageurs",
         0,
         MAX_ARBS,
         key="arbs",
-        disabled=one_asset,
-        help="Pair arbitrageurs trade the z-score of two assets' log-price spread, both legs in "
-        "one turn (two or more assets).",
+        disabled=one_book,
+        help="Pair arbitrageurs trade the z-score of two books' log-price spread, both legs in "
+        "one turn (two or more assets, or one asset on two or more venues).",
     )
-    if one_asset:
+    if one_book:
         st.caption(ARBS_NEED_ASSETS)
 
 
@@ -271,7 +287,6 @@ def game_options() -> dict[str, Any]:
     ``marlsim simulate --taker-fee 0.0002`` sends (the same run ID). With one asset the
     arbitrageurs are left out, as the disabled slider says, rather than stopping the page.
     """
-    one_asset = int(st.session_state["assets"]) == 1
     return {
         "maker_rebate": round(float(st.session_state["maker_rebate_bp"]) / 1e4, 10),
         "taker_fee": round(float(st.session_state["taker_fee_bp"]) / 1e4, 10),
@@ -279,26 +294,44 @@ def game_options() -> dict[str, Any]:
         "taker_target": int(st.session_state["taker_target"]),
         "taker_style": str(st.session_state["taker_style"]),
         "taker_horizon": int(st.session_state["taker_horizon"]),
-        "arbs": 0 if one_asset else int(st.session_state["arbs"]),
+        "arbs": 0 if one_book_market() else int(st.session_state["arbs"]),
     }
 
 
-def asset_choice(n_assets: int) -> int:
-    """The asset the page shows: a selector when the run has more than one asset, else 0."""
+def one_book_market() -> bool:
+    """Whether the sidebar's market has a single book (one asset on one venue): nothing for an
+    arbitrageur to pair."""
+    return int(st.session_state["assets"]) * int(st.session_state.get("venues", 1)) == 1
+
+
+def asset_choice(n_assets: int, listings: Sequence[int] | None = None, key: str = "asset") -> int:
+    """The asset (book) the page shows: a selector when the run has more than one, else 0.
+
+    ``listings`` (``MarketConfig.listings``) names each book by its asset and venue when the
+    assets are listed on several venues.
+    """
     if n_assets <= 1:
         return 0
-    if st.session_state.get("asset", 0) not in range(n_assets):
-        st.session_state["asset"] = 0  # left over from a run with more assets
-    default("asset", 0)
+    if st.session_state.get(key, 0) not in range(n_assets):
+        st.session_state[key] = 0  # left over from a run with more assets
+    default(key, 0)
     return int(
         st.selectbox(
             "Asset",
             range(n_assets),
-            key="asset",
-            format_func=lambda a: f"asset {a}",
+            key=key,
+            format_func=lambda a: book_name(a, listings),
             help="The asset whose market this page shows.",
         )
     )
+
+
+def book_name(book: int, listings: Sequence[int] | None = None) -> str:
+    """``asset 2``, or ``asset 1 on venue 0`` when the assets are listed on several venues."""
+    if listings is None:
+        return f"asset {book}"
+    fundamental = listings[book]
+    return f"asset {fundamental} on venue {list(listings)[:book].count(fundamental)}"
 
 
 # ------------------------------------------------------------------------------ caches

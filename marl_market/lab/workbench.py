@@ -384,12 +384,16 @@ def compare_scenarios(
     store: RunStore | None = None,
     workers: int | None = None,
     progress: Progress | None = None,
+    market: SimulateRequest | None = None,
 ) -> ScenarioOutcome:
     """Run each scenario of ``kinds`` and its same-seed baseline over ``request``'s seeds.
 
     Timings and defaults are those of ``marlsim scenario`` (``resolve_scenario``); everything is
-    stored in one transaction (``run_scenarios``). Raises ``ValueError`` for an unknown kind or
-    timings that do not fit the run.
+    stored in one transaction (``run_scenarios``). ``market``, if given, is the market the
+    scenarios run on (assets, venues, correlation, regimes, fees, takers and arbitrageurs, as
+    the Market page sets them), with ``request``'s steps and population; the outcome then has
+    every book's statistics in ``assets``. Raises ``ValueError`` for an unknown kind or timings
+    that do not fit the run.
     """
     if not kinds:
         raise ValueError("choose at least one scenario to compare")
@@ -398,7 +402,7 @@ def compare_scenarios(
         for k in kinds
     ]
     return run_scenarios(
-        request.to_config(),
+        request.to_config(market.to_config() if market is not None else None),
         scenarios,
         request.seed_list,
         store=store,
