@@ -54,6 +54,17 @@ def test_two_identical_runs_give_identical_results(learners, encoder, n_assets):
         assert len(log["market"]["mean_spread"]) == n_assets
 
 
+def test_results_do_not_depend_on_the_worker_processes_or_the_lockstep_width():
+    # Five episodes per iteration: in waves of 2, 2 and 1 episodes (num_envs=2), stepped in
+    # this process alone or split with a worker process; in one wave of 5, in one process.
+    small = {**SMALL, "episodes_per_iteration": 5, "iterations": 2}
+    config = TrainConfig(learners=("maker", "taker"), num_envs=2, **small)
+    alone = train(config, workers=1)
+    assert_same(flat(alone), flat(train(config, workers=2)))
+    wide = TrainConfig(learners=("maker", "taker"), num_envs=5, **small)
+    assert_same(flat(train(wide, workers=2)), flat(train(wide, workers=1)))
+
+
 def test_a_resumed_run_ends_identical_to_an_uninterrupted_one(tmp_path):
     config = TrainConfig(learners=("maker",), encoder="sage", n_assets=2, **SMALL)
     uninterrupted = train(config)

@@ -220,6 +220,16 @@ class MarketEnv(ParallelEnv):
             "noise": c.noise.size_cap,
         }
 
+    @property
+    def edge_index(self) -> np.ndarray:
+        """The graph's edges (2 x E, read-only): fixed by the config, the same every step."""
+        return self._edge_index
+
+    @property
+    def edge_attr(self) -> np.ndarray:
+        """The edges' attributes (E x 1, read-only): the configured correlations, or ones."""
+        return self._edge_attr
+
     # ------------------------------------------------------------------ spaces
     @functools.cache  # noqa: B019 - lru_cache(maxsize=None): one space object per agent
     def observation_space(self, agent: str) -> spaces.Dict:
