@@ -31,11 +31,16 @@ class InputError(ValueError):
 
 
 def one_line(error: ValidationError) -> str:
-    """Pydantic's errors as one line: ``steps: must be > 0; noise: ...``."""
+    """Pydantic's errors as one line in our words: ``assets: must be greater than or equal to
+    1 (got 0); noise: ...``."""
     parts = []
     for item in error.errors():
         where = ".".join(str(x) for x in item["loc"])
         message = item["msg"].removeprefix("Value error, ")
+        if message.startswith("Input should be"):  # a bound or type check: say what was given
+            message = "must be" + message.removeprefix("Input should be")
+            if "input" in item and not isinstance(item["input"], dict | list):
+                message += f" (got {item['input']!r})"
         parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)
 
