@@ -273,19 +273,36 @@ def evaluation_table(evaluation: dict) -> Table:
     for column in ("", "learned", "fixed", "learned - fixed"):
         table.add_column(column, justify="right" if column else "left")
 
-    def interval(part: dict) -> str:
-        low, high = fmt(part["ci_low"], "{:,.0f}"), fmt(part["ci_high"], "{:,.0f}")
-        return f"{fmt(part['mean'], '{:,.0f}')} [{low}, {high}]"
+    def interval(part: dict, spec: str = "{:,.0f}") -> str:
+        low, high = fmt(part["ci_low"], spec), fmt(part["ci_high"], spec)
+        return f"{fmt(part['mean'], spec)} [{low}, {high}]"
 
-    diff = evaluation["paired_diff"]
-    table.add_row(
-        "MTM",
-        interval(evaluation["learned_mtm"]),
-        interval(evaluation["fixed_mtm"]),
-        interval(diff),
-    )
-    table.add_row("wins (learned > fixed)", "", "", f"{evaluation['wins']}/{n}")
+    types = evaluation.get("types") or {evaluation.get("kind", "learner"): evaluation}
+    for kind, part in types.items():
+        label = "MTM" if len(types) == 1 else f"MTM, {kind}"
+        table.add_row(
+            label,
+            interval(part["learned_mtm"]),
+            interval(part["fixed_mtm"]),
+            interval(part["paired_diff"]),
+        )
+        wins = "wins (learned > fixed)" if len(types) == 1 else f"wins, {kind}"
+        table.add_row(wins, "", "", f"{part['wins']}/{n}")
+        if "vs_initial" in part:  # did training earn it, or the untrained policy's quotes?
+            table.add_row(
+                "untrained policy MTM" + ("" if len(types) == 1 else f", {kind}"),
+                interval(part["initial_mtm"]),
+                "",
+                f"learned - untrained {interval(part['vs_initial'])}",
+            )
     learned, fixed = evaluation.get("learned_market") or {}, evaluation.get("fixed_market") or {}
+    market_diff = evaluation.get("market_diff") or {}
     for name in learned:
-        table.add_row(name.replace("_", " "), fmt(learned[name]), fmt(fixed.get(name)), "")
+        diff = market_diff.get(name)
+        table.add_row(
+            name.replace("_", " "),
+            fmt(learned[name]),
+            fmt(fixed.get(name)),
+            "" if diff is None else interval(diff, "{:,.2f}"),
+        )
     return table

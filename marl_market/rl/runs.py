@@ -36,7 +36,7 @@ from marl_market.core.config import Population
 from marl_market.rl.checkpoint import CheckpointError, file_digest, load_checkpoint, save_checkpoint
 from marl_market.rl.env import EnvConfig
 from marl_market.rl.evaluate import paired_evaluation
-from marl_market.rl.ippo import TrainConfig, TrainState, restore_state, train
+from marl_market.rl.ippo import TrainConfig, TrainState, new_state, restore_state, train
 from marl_market.rl.ppo import PPOConfig
 from marl_market.store import StoreError, check_readable, check_writable, code_version
 from marl_market.store.ids import make_run_id
@@ -288,7 +288,9 @@ def run_training(
             store.set_training_status(run_id, STOPPED)
             return TrainOutcome(run_id, latest_state[0], None, stopped=True)
         with _one_thread():  # fixed thread count: the same floats, so the same evaluation
-            evaluation = paired_evaluation(state, eval_seed_list(eval_seeds))
+            evaluation = paired_evaluation(
+                state, eval_seed_list(eval_seeds), initial=new_state(config)
+            )
     except KeyboardInterrupt:
         with contextlib.suppress(StoreError):
             store.set_training_status(run_id, STOPPED)
@@ -359,10 +361,23 @@ def summary_metrics(evaluation: dict, logs: pd.DataFrame) -> dict[str, float]:
         for key in ("mean", "ci_low", "ci_high"):
             metrics[f"eval_{part}_{key}"] = _number(evaluation[part][key])
     metrics["eval_wins"] = float(evaluation["wins"])
+    for part in ("initial_mtm", "vs_initial"):
+        for key in ("mean", "ci_low", "ci_high"):
+            if part in evaluation:
+                metrics[f"eval_{part}_{key}"] = _number(evaluation[part][key])
     metrics["eval_n"] = float(len(evaluation["eval_seeds"]))
     for side in ("learned", "fixed"):
         for name, value in (evaluation.get(f"{side}_market") or {}).items():
             metrics[f"eval_{side}_{name}"] = _number(value)
+    for name, diff in (evaluation.get("market_diff") or {}).items():
+        for key in ("mean", "ci_low", "ci_high"):
+            metrics[f"eval_market_diff_{name}_{key}"] = _number(diff[key])
+    types = evaluation.get("types") or {}
+    if len(types) > 1:  # several learning types: each one's paired difference
+        for kind, part in types.items():
+            for key in ("mean", "ci_low", "ci_high"):
+                metrics[f"eval_{kind}_paired_diff_{key}"] = _number(part["paired_diff"][key])
+            metrics[f"eval_{kind}_wins"] = float(part["wins"])
     if not logs.empty:
         last = logs[logs["iteration"] == logs["iteration"].max()]
         for _, row in last.iterrows():
