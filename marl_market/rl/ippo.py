@@ -58,7 +58,8 @@ class TrainConfig:
     encoder: str = "mlp"
     """``mlp`` (vector only), ``sage`` (GraphSAGE over the asset graph) or ``gat``."""
     n_assets: int = 1
-    iterations: int = 30
+    iterations: int = 100
+    """PPO updates (each after ``episodes_per_iteration`` fresh episodes)."""
     episode_steps: int = 500
     episodes_per_iteration: int = 8
     """Whole episodes per iteration (PPO's batch: episodes x episode_steps x agents rows)."""
@@ -411,12 +412,16 @@ class TrainState:
 
 def new_state(config: TrainConfig) -> TrainState:
     """A fresh run: policies initialised from the run's seed."""
-    torch.manual_seed(config.seed)  # the layers' initial weights
     env = config.make_env()
     policies = {}
-    for kind in config.types:
-        agents = [name for name in env.possible_agents if name.rsplit("_", 1)[0] == kind]
-        policies[kind] = TypePolicy(kind, agents, env, config)
+    # The layers draw their initial weights from torch's global generator (torch_geometric's
+    # convolutions give no other way): seed it inside a fork, so the caller's global random
+    # state is the same afterwards and nothing else's draws move.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        for kind in config.types:
+            agents = [name for name in env.possible_agents if name.rsplit("_", 1)[0] == kind]
+            policies[kind] = TypePolicy(kind, agents, env, config)
     generator = torch.Generator().manual_seed(config.seed)
     return TrainState(config, policies, generator)
 

@@ -28,8 +28,10 @@ from torch import nn
 class PPOConfig:
     """PPO's hyper-parameters (CleanRL's defaults for continuous control, unless noted)."""
 
-    learning_rate: float = 3e-4
-    """Adam's step size at the first iteration."""
+    learning_rate: float = 1e-3
+    """Adam's step size at the first iteration. CleanRL's 3e-4 barely moved the maker's
+    policy in a short run here (learned vs untrained: +58 MTM [-272, 388] after 30
+    iterations); 1e-3 learns (+1,824 [906, 2,741] after 100)."""
     anneal_lr: bool = True
     """Decay the learning rate linearly to zero over the run's iterations."""
     gamma: float = 0.99
@@ -46,9 +48,10 @@ class PPOConfig:
     """The surrogate's clipping range: ratios outside [1 - clip, 1 + clip] give no gradient."""
     clip_vloss: bool = True
     """Clip the value function's change per update as well (PPO paper's implementation)."""
-    ent_coef: float = 0.01
-    """Entropy bonus at the first iteration."""
-    ent_coef_final: float = 0.001
+    ent_coef: float = 0.001
+    """Entropy bonus at the first iteration (CleanRL's 0.0; at 0.01 the maker's entropy rose
+    all run long: the bonus outweighed its scaled rewards)."""
+    ent_coef_final: float = 0.0
     """Entropy bonus at the last iteration (it decays linearly: explore early, settle late)."""
     vf_coef: float = 0.5
     """Weight of the value loss."""
