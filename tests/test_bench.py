@@ -177,6 +177,13 @@ def test_bench_json_prints_one_object_with_every_key(quick_json):
     assert env["learners"] == ["maker_0", "taker_0", "arb_0"] and env["n_assets"] == 3
     assert env["market_steps_per_s"] > 0 and env["steps"] == 200
     assert payload["crowd_events_per_s"] > 0 and payload["compare_wall_s"] > 0
+    # Training: throughput measured, the 15-minute race to a paired-CI win skipped and said so.
+    training = payload["train"]
+    assert payload["train_agent_steps_per_s"] == training["throughput"]["agent_steps_per_s"] > 0
+    assert training["throughput"]["learners"] == ["maker"]
+    assert training["throughput_everyone"]["agent_steps_per_s"] > 0
+    assert payload["train_minutes_to_ci_win"] is None
+    assert any("train_minutes_to_ci_win skipped" in note for note in payload["notes"])
     assert payload["peak_rss_mb_1m_steps"] is None  # skipped under --quick, and said so
     assert any("skipped under --quick" in note for note in payload["notes"])
     assert any("not 20" in note for note in payload["notes"])  # fewer compare seeds, said so
@@ -227,3 +234,19 @@ def test_abides_book_runs_from_its_checkout_and_trades_like_ours():
     ours = measure_book(ops, repeats=1)
     assert theirs["ops"] == len(ops) and theirs["orders_per_s"] > 0
     assert (theirs["fills"], theirs["filled_qty"]) == (ours.fills, ours.filled_qty)
+
+
+def test_minutes_to_ci_win_reports_the_first_check_whose_interval_clears_zero():
+    from marl_market.bench.train import minutes_to_ci_win
+    from marl_market.rl.ippo import TrainConfig
+
+    config = TrainConfig(iterations=3, episode_steps=50, episodes_per_iteration=1, hidden=16)
+    race = minutes_to_ci_win(config, eval_seeds=3, every=1, budget_minutes=10.0)
+    checks = race["checks"]
+    assert [c["iteration"] for c in checks] == [1, 2, 3][: len(checks)]
+    for name, key in (
+        ("vs_fixed", "minutes_to_ci_win"),
+        ("vs_untrained", "minutes_to_beat_untrained"),
+    ):
+        won = [c["minutes"] for c in checks if c[name]["ci_low"] > 0]
+        assert race[key] == (won[0] if won else None)

@@ -50,6 +50,8 @@ REQUIRED_KEYS = (
     "zi_crowd_events_per_s",
     "compare_wall_s",
     "peak_rss_mb_1m_steps",
+    "train_agent_steps_per_s",
+    "train_minutes_to_ci_win",
 )
 
 
@@ -181,6 +183,23 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = lambda _line: 
     env = env_steps(steps, repeats, seed)
     result["env_steps_per_s"] = env["steps_per_s"]
     result["env"] = env
+
+    # ---- training (torch imported here, as the environment's pettingzoo above)
+    from marl_market.bench.train import train_figures
+
+    log(
+        "train: the default `marlsim train` run's throughput"
+        + ("" if options.quick or scale < 1 else ", then its minutes until the paired CI wins")
+    )
+    training = train_figures(options.quick, scale)
+    result["train_agent_steps_per_s"] = training["train_agent_steps_per_s"]
+    result["train_minutes_to_ci_win"] = training.get("train_minutes_to_ci_win")
+    result["train_minutes_to_beat_untrained"] = training.get("train_minutes_to_beat_untrained")
+    result["train"] = training
+    if training["ci_win"] is None:
+        result["notes"].append(
+            "train_minutes_to_ci_win skipped (--quick): it trains for up to 15 minutes"
+        )
 
     # ---- the rmsc04-sized crowd
     steps = _scaled(CROWD_STEPS, scale, 50)

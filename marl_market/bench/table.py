@@ -58,6 +58,29 @@ def format_table(result: dict) -> str:
             _x(result["env_steps_per_s"] / env["market_steps_per_s"]),
         )
     )
+    training = result.get("train")
+    if training is not None:
+        speed, everyone = training["throughput"], training["throughput_everyone"]
+        rows.append(
+            (
+                f"training, {', '.join(speed['learners'])} learning, {speed['workers']} "
+                "worker processes",
+                _rate(result["train_agent_steps_per_s"], "agent-steps/s"),
+                f"everyone learning {_rate(everyone['agent_steps_per_s'], 'agent-steps/s')}",
+                "",
+            )
+        )
+        race = training["ci_win"]
+        if race is not None:
+            rows.append(
+                (
+                    f"training until the paired CI ({race['eval_seeds']} held-out seeds) "
+                    "excludes zero",
+                    _minutes(result["train_minutes_to_ci_win"]) + " vs fixed",
+                    _minutes(result["train_minutes_to_beat_untrained"]) + " vs untrained",
+                    "",
+                )
+            )
     crowd = result["crowd"]
     rows.append(
         (
@@ -169,3 +192,7 @@ def _peer_rows(found: dict) -> list[tuple[str, str, str, str]]:
                 )
             )
     return rows
+
+
+def _minutes(value: float | None) -> str:
+    return "not within the budget" if value is None else f"{value:.1f} min"
