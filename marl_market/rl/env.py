@@ -174,6 +174,30 @@ def _check_int(name: str, value: object, minimum: int) -> None:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
+def market_env(market: MarketConfig, learners: Sequence[str], record: bool = True) -> MarketEnv:
+    """An environment over exactly ``market`` (a market built elsewhere, e.g. the Market page's
+    sidebar, with its fees, regimes and traders) plus one learner slot per ``learners`` entry;
+    an episode is ``market.steps`` long. A trained policy plays a user's market through it.
+
+    Markets with venues (``market.listings``) are refused: the observation graph has a node
+    per asset, and a policy trained on it knows nothing of venues.
+    """
+    if market.listings is not None:
+        raise ValueError("a trained policy plays on a market without venues (one book per asset)")
+    fixed = dataclasses.replace(market.population, learners=())
+    config = EnvConfig(
+        n_assets=market.n_assets,
+        learners=tuple(learners),
+        population=fixed,
+        correlation_matrix=market.fundamental_correlation,
+        episode_steps=market.steps,
+        record=record,
+        base=market,
+    )
+    population = dataclasses.replace(fixed, learners=config.learners)
+    return MarketEnv(config, market=market.replace(population=population))
+
+
 def parallel_env(**config) -> MarketEnv:
     """The liquidity game as a PettingZoo ``ParallelEnv``; keywords are ``EnvConfig``'s fields.
 
@@ -193,9 +217,11 @@ class MarketEnv(ParallelEnv):
 
     metadata = {"name": "marl_market_v0", "render_modes": [], "is_parallelizable": True}
 
-    def __init__(self, config: EnvConfig | None = None) -> None:
+    def __init__(self, config: EnvConfig | None = None, market: MarketConfig | None = None) -> None:
+        """``market``, if given, is the episodes' whole ``MarketConfig`` in place of the one
+        ``config`` builds (see ``market_env``); ``config`` still names the learners."""
         self.config = config if config is not None else EnvConfig()
-        self.market_config = self.config.market_config()
+        self.market_config = market if market is not None else self.config.market_config()
         self.possible_agents = learner_names(self.config.learners)
         self.agents: list[str] = []
         self.render_mode = None
