@@ -84,6 +84,18 @@ PERSISTENT_KEYS = (
     "sql_query",
     "runs_kind",
     "open_run_id",
+    # The Train page's form and the training run it shows.
+    "train_mode",
+    "train_preset",
+    "train_learners",
+    "train_encoder",
+    "train_assets",
+    "train_iterations",
+    "train_episode_steps",
+    "train_episodes",
+    "train_seed",
+    "train_eval_seeds",
+    "train_open_run",
 )
 
 
@@ -478,3 +490,9 @@ def summary_frame(summary: dict) -> pd.DataFrame:
 def run_link(run_id: str) -> str:
     """A link that opens ``run_id`` on the Runs page (a new session, as a shared link would)."""
     return f"runs?run_id={run_id}"
+
+
+def train_link(run_id: str) -> str:
+    """A link that opens training run ``run_id`` on the Train page (its progress, evaluation
+    and policy; the Runs page shows a finished one's metrics and exports)."""
+    return f"train?run_id={run_id}"

@@ -181,3 +181,51 @@ def test_pulling_the_makers_in_the_browser_shows_the_crash(server):
     timings.update(spread_before=before, spread_after=after)
     (ARTIFACTS / "app_scenarios_timings.json").write_text(json.dumps(timings, indent=2))
     assert not errors, errors
+
+
+def _set_number(page, label: str, value: int) -> None:
+    field = page.get_by_label(label, exact=True)
+    field.fill(str(value))
+    field.press("Enter")
+    page.wait_for_timeout(700)  # the rerun the change causes
+
+
+def test_the_train_page_follows_a_tiny_training_live(server):
+    """Train a tiny maker from the page: the progress panel follows the subprocess on its own
+    timer and the evaluation appears without a reload; afterwards no timer is left running."""
+    server, pid = server
+    ARTIFACTS.mkdir(exist_ok=True)
+    errors: list[str] = []
+    from playwright import sync_api
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 3000})
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"{server}/train", timeout=PAGE_TIMEOUT_MS)
+            page.get_by_text("No training runs yet").wait_for(timeout=PAGE_TIMEOUT_MS)
+            page.get_by_text("Custom", exact=True).click()
+            page.get_by_label("Assets", exact=True).wait_for(timeout=CRASH_TIMEOUT_MS)
+            page.get_by_text("Advanced settings").click()
+            for label, value in (
+                ("Iterations", 2),
+                ("Episode steps", 50),
+                ("Episodes per iteration", 1),
+                ("Evaluation seeds", 2),
+            ):
+                _set_number(page, label, value)
+            page.get_by_text("2 iterations of 1 x 50 steps").wait_for(timeout=CRASH_TIMEOUT_MS)
+            page.get_by_role("button", name="Train", exact=True).click()
+            # The panel's own timer (no reload, no click) shows the run to its evaluation.
+            page.get_by_text("Learned vs fixed maker").wait_for(timeout=120_000)
+            page.get_by_text("paired 95% CI").first.wait_for(timeout=CRASH_TIMEOUT_MS)
+            assert page.locator('[data-testid="stException"]').count() == 0
+            page.wait_for_timeout(1_500)  # the charts settle for the screenshot
+            page.screenshot(path=str(ARTIFACTS / "app_train.png"), full_page=True)
+            # Done: the page registered no timer, so the server rests.
+            idle = _cpu_over(pid, page, 4) / 4
+            assert idle < 0.05, idle
+        finally:
+            browser.close()
+    assert not errors, errors
