@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import _common as ui
+from app_pages import _learned as learned
 from marl_market import plots, plots_assets
 from marl_market.lab import workbench
 
@@ -18,19 +19,35 @@ st.caption(
 )
 
 request = ui.market_settings(multi_asset=True)
-run = ui.market_run(request)
+learned_from = learned.learned_setting(request)
+run = ui.market_run(request) if learned_from is None else learned.played_run(request, learned_from)
 result = run.result
 steps = result.steps
 n_assets = result.config.n_assets
 # Every asset's facts and the regime's statistics; a one-asset, never-stressed run needs neither.
 overview = ui.market_overview(request, run) if n_assets > 1 or steps["regime"].any() else None
 
-st.markdown(
-    f"Run [`{run.run_id}`]({ui.run_link(run.run_id)}) - seed {run.seed}, "
-    f"{request.steps:,} steps simulated in {run.seconds:.2f} s; "
-    + ("new in" if run.newly_stored else "already in")
-    + f" the database `{ui.db_path()}`."
-)
+if learned_from is None:
+    st.markdown(
+        f"Run [`{run.run_id}`]({ui.run_link(run.run_id)}) - seed {run.seed}, "
+        f"{request.steps:,} steps simulated in {run.seconds:.2f} s; "
+        + ("new in" if run.newly_stored else "already in")
+        + f" the database `{ui.db_path()}`."
+    )
+else:
+    slots = ", ".join(
+        f"{kind} {int(agent)}"
+        for agent, (kind, policy) in enumerate(
+            zip(result.agents["kind"], result.agents["policy"], strict=True)
+        )
+        if policy == "learner"
+    )
+    st.markdown(
+        f"Run [`{run.run_id}`]({ui.run_link(run.run_id)}) (kind env) - seed {run.seed}, "
+        f"{request.steps:,} steps played in {run.seconds:.2f} s with the policies of training "
+        f"run [`{learned_from}`]({ui.train_link(learned_from)}) in their slots ({slots}, "
+        f"beside the sidebar's traders); stored in the database `{ui.db_path()}`."
+    )
 asset = ui.asset_choice(n_assets)
 facts = run.facts if overview is None else ui.asset_facts(overview, asset)
 regime = result.asset_series("regime", asset)

@@ -24,6 +24,7 @@ import numpy as np
 import streamlit as st
 
 from app_pages import _common as ui
+from app_pages import _learned as learned
 from app_pages import _trainers
 from marl_market import plots_train
 from marl_market.core.numbers import fmt
@@ -325,6 +326,16 @@ def show_run(db: str, run_id: str) -> None:
             on_click="ignore",
             help="One row per iteration and learning type, the market monitor per asset.",
         )
+    if status == DONE and next(slots).button(
+        "Play in the Market page",
+        key="train_play",
+        help="Open the Market page with this run's learners in their slots beside the "
+        "sidebar's traders (set to as many assets as they were trained on).",
+    ):
+        st.session_state[learned.LEARNED] = run_id
+        st.session_state["assets"] = int(record.config.get("n_assets", 1))
+        st.session_state["venues"] = 1
+        st.switch_page("app_pages/1_market.py")
     launch_error("resume")
 
     if status == DONE and record.evaluation:

@@ -68,6 +68,7 @@ PERSISTENT_KEYS = (
     *ASSET_DEFAULTS,
     *GAME_DEFAULTS,
     "asset",
+    "learned_run",  # the Market page's trained policies (``_learned.LEARNED``)
     "spread_seeds",
     "live_warmup",
     "live_length",
