@@ -29,13 +29,6 @@ APP = str(Path(__file__).resolve().parent.parent / "app.py")
 SMALL = {"steps": 1_000, "return_interval": 5}
 
 
-@pytest.fixture
-def db(tmp_path, monkeypatch) -> Path:
-    path = tmp_path / "app.duckdb"
-    monkeypatch.setenv("MARL_MARKET_DB", str(path))
-    return path
-
-
 def start(page: str | None = None, query: dict | None = None, **state) -> AppTest:
     """The app run once (on the Market page unless a link says otherwise), then on ``page``."""
     at = AppTest.from_file(APP, default_timeout=60)

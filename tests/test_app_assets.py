@@ -28,13 +28,6 @@ from tests.test_app import SMALL, charts, metric, start, values
 THREE = {"assets": 3, "correlation": 0.6}
 
 
-@pytest.fixture
-def db(tmp_path, monkeypatch):
-    path = tmp_path / "app.duckdb"
-    monkeypatch.setenv("MARL_MARKET_DB", str(path))
-    return path
-
-
 @pytest.fixture(scope="module")
 def three_assets():
     """The 3-asset market the pages simulate (seed 42), simulated here for reference."""

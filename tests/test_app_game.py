@@ -4,8 +4,6 @@ test_app.py)."""
 
 from __future__ import annotations
 
-import pytest
-
 from app_pages._common import ARBS_NEED_ASSETS
 from marl_market.core.config import MarketConfig
 from marl_market.lab.experiments import simulation_run_id
@@ -15,13 +13,6 @@ from tests.test_app import SMALL, start, values
 from tests.test_app_assets import chart, page_run_id, table_with
 
 TERMS = ("pnl", "inventory penalty", "liquidity bonus", "delay", "unhedged")
-
-
-@pytest.fixture
-def db(tmp_path, monkeypatch):
-    path = tmp_path / "app.duckdb"
-    monkeypatch.setenv("MARL_MARKET_DB", str(path))
-    return path
 
 
 def test_default_settings_keep_the_run_id_and_show_no_takers(db):

@@ -14,13 +14,6 @@ TINY = {"iterations": 1, "episode_steps": 50, "episodes_per_iteration": 1, "hidd
 
 
 @pytest.fixture
-def db(tmp_path, monkeypatch):
-    path = tmp_path / "app.duckdb"
-    monkeypatch.setenv("MARL_MARKET_DB", str(path))
-    return path
-
-
-@pytest.fixture
 def trained(db):
     """A finished one-asset maker run in the page's database."""
     return runs.run_training(db, TrainConfig(**TINY), eval_seeds=2).run_id

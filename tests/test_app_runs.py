@@ -4,18 +4,10 @@ by re-running it, flags runs made by other code, and exports / imports whole run
 from __future__ import annotations
 
 import duckdb
-import pytest
 
 from marl_market.lab import workbench
 from marl_market.store import RunStore, code_version
 from tests.test_app import start, stored_run
-
-
-@pytest.fixture
-def db(tmp_path, monkeypatch):
-    path = tmp_path / "app.duckdb"
-    monkeypatch.setenv("MARL_MARKET_DB", str(path))
-    return path
 
 
 def open_on_runs_page(run_id: str):

@@ -19,13 +19,6 @@ PAGE = "app_pages/3_scenarios.py"
 COMPARE = {"compare_seeds": 2, "compare_steps": 600}
 
 
-@pytest.fixture
-def db(tmp_path, monkeypatch):
-    path = tmp_path / "app.duckdb"
-    monkeypatch.setenv("MARL_MARKET_DB", str(path))
-    return path
-
-
 def compare(at, kinds: list[str]):
     at.multiselect(key="compare_kinds").set_value(kinds)
     at.button(key="run_compare").click().run()

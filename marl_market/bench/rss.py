@@ -2,9 +2,13 @@
 
 ``python -m marl_market.bench.rss --steps 1000000 [--seed 42] [--no-record]`` prints one JSON
 object (``--no-record``: the market keeps no history, as an environment plays it):
-``steps``, ``seconds`` (the run alone), ``peak_rss_mb`` (this whole process's high-water mark,
-from ``getrusage``; Linux reports it in KiB) and the same from ``/proc/self/status`` (VmHWM)
-where that exists.
+``steps``, ``seconds`` (the run alone), ``peak_rss_mb`` (this process's high-water mark) and
+``vm_hwm_mb`` / ``rusage_max_rss_mb``, the two readings it is taken from.
+
+Why VmHWM (``/proc/self/status``) first: Linux keeps ``getrusage``'s ``ru_maxrss`` across
+``execve``, so a child started from a big parent (the bench, after its training workload has
+loaded torch) reports the parent's peak, not its own. VmHWM belongs to the new address space.
+``getrusage`` is the fallback where there is no ``/proc``.
 """
 
 from __future__ import annotations
@@ -44,13 +48,15 @@ def main() -> int:
     else:
         market.run()  # the record and its RunResult, as a stored run needs
     seconds = time.perf_counter() - started
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rusage_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # KiB on Linux
+    hwm_mb = vm_hwm_mb()
     report = {
         "steps": args.steps,
         "recorded": not args.no_record,
         "seconds": seconds,
-        "peak_rss_mb": peak_kib * 1024 / 1e6,
-        "vm_hwm_mb": vm_hwm_mb(),
+        "peak_rss_mb": hwm_mb if hwm_mb is not None else rusage_mb,
+        "vm_hwm_mb": hwm_mb,
+        "rusage_max_rss_mb": rusage_mb,
     }
     sys.stdout.write(json.dumps(report) + "\n")
     return 0
