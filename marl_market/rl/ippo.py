@@ -14,6 +14,7 @@ reach, so a policy is never evaluated on a market it trained on (``is_training_s
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import multiprocessing as mp
 import os
@@ -229,11 +230,17 @@ class EnvSlots:
         self.envs = [config.make_env() for _ in range(count)]
         self.agents = list(self.envs[0].possible_agents)
         self.active: list[MarketEnv] = []
+        self._collector_was_on = False  # whether ``reset`` paused the garbage collector
 
     def reset(self, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
         if len(seeds) > len(self.envs):
             raise ValueError(f"{len(seeds)} episodes for {len(self.envs)} environments")
         self.active = self.envs[: len(seeds)]
+        # The cyclic garbage collector pauses for the wave, as ``Market.advance`` pauses it for
+        # a run: a market step makes thousands of short-lived objects and no cycles, and the
+        # collector's passes cost a third of a step here. ``finish`` turns it back on.
+        self._collector_was_on = gc.isenabled() or self._collector_was_on
+        gc.disable()
         frames = [env.reset(seed=seed)[0] for env, seed in zip(self.active, seeds, strict=False)]
         self.components = [{agent: {} for agent in self.agents} for _ in self.active]
         self.series: list[list[tuple]] = [[] for _ in self.active]
@@ -279,6 +286,9 @@ class EnvSlots:
 
     def finish(self) -> tuple[list[dict], list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
         """Per episode: every agent's summed reward components, and the monitor's series."""
+        if self._collector_was_on:
+            gc.enable()
+            self._collector_was_on = False
         series = [
             tuple(np.array(column, dtype=np.float64) for column in zip(*rows, strict=True))
             for rows in self.series
@@ -652,6 +662,7 @@ def train(
     (and a fixed thread count keeps float reductions, and so results, identical).
     """
     threads = torch.get_num_threads()
+    collector_on = gc.isenabled()  # a wave cut short by an error leaves it paused: restored below
     torch.set_num_threads(1)
     workers = default_workers() if workers is None else workers
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -672,3 +683,5 @@ def train(
         if pool is not None:
             pool.close()
         torch.set_num_threads(threads)
+        if collector_on:
+            gc.enable()
