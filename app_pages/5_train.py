@@ -294,7 +294,7 @@ def show_run(db: str, run_id: str) -> None:
             "The database says this run is training, but no process of this app is: a `marlsim "
             "train` elsewhere, or a process that died. Resume it only if none is running."
         )
-    slots = iter(st.columns([1, 1, 1, 3]))  # the buttons that apply, side by side
+    slots = iter(st.columns([1, 1.6, 1.6, 1.8]))  # the buttons that apply, side by side
     if alive:
         next(slots).button(
             "Stop",
