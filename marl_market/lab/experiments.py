@@ -204,9 +204,23 @@ def store_simulation(
     run_id = simulation_run_id(config, seed, return_interval)
     if store.get_run(run_id) is not None:
         return run_id, False
+    store.save_runs([simulation_record(config, seed, return_interval, result, facts, market)])
+    return run_id, True
+
+
+def simulation_record(
+    config: MarketConfig,
+    seed: int,
+    return_interval: int,
+    result: RunResult,
+    facts: StylisedFacts,
+    market: dict | None = None,
+) -> RunRecord:
+    """A simulation as the run ``marlsim simulate`` stores (kind ``simulate``), ready to save
+    (a sweep's worker builds it, its driver saves it)."""
     market = market or market_summary(result, return_interval, facts)
-    store.save_run(
-        run_id,
+    return RunRecord(
+        simulation_run_id(config, seed, return_interval),
         "simulate",
         seed,
         simulation_config(config, return_interval),
@@ -214,7 +228,6 @@ def store_simulation(
         {**facts_metrics(facts), **game_metrics(market)},
         summary={"facts": facts.as_dict(), "counters": result.counters, "market": market},
     )
-    return run_id, True
 
 
 def run_simulation(
@@ -339,6 +352,54 @@ def _run_one_seed(config: MarketConfig, scenarios: list[Scenario], seed: int) ->
     return seed, baseline, runs, pairs, others
 
 
+def scenario_run_id(config: MarketConfig, scenario: Scenario, seed: int) -> str:
+    """The run ID a scenario run of ``config`` and ``seed`` is stored under."""
+    return make_run_id("scenario", _scenario_config(config, scenario), seed, code_version())
+
+
+def scenario_records(
+    config: MarketConfig,
+    scenarios: list[Scenario],
+    seed: int,
+    baseline: RunResult,
+    runs: list[RunResult],
+    pairs: list[tuple[dict, dict]],
+) -> list[RunRecord]:
+    """One seed's same-seed baseline (first) and scenario runs, as the runs to store: each
+    scenario run with its measured metrics, its interventions and its baseline's ID."""
+    base_config = _scenario_config(config, None)
+    base_id = make_run_id("baseline", base_config, seed, code_version())
+    records = [RunRecord(base_id, "baseline", seed, base_config, baseline, {})]
+    for scenario, run, (metrics, _) in zip(scenarios, runs, pairs, strict=True):
+        numeric = {k: v for k, v in metrics.items() if v is not None}
+        summary = {
+            "kind": scenario.kind,
+            "metrics": metrics,
+            "baseline_run_id": base_id,
+            "interventions": run.interventions,  # the stored config is the initial one
+        }
+        records.append(
+            RunRecord(
+                scenario_run_id(config, scenario, seed),
+                "scenario",
+                seed,
+                _scenario_config(config, scenario),
+                run,
+                numeric,
+                summary,
+                base_id,
+            )
+        )
+    return records
+
+
+def run_one_seed(config: MarketConfig, scenarios: list[Scenario], seed: int) -> list[RunRecord]:
+    """The baseline and every scenario for one seed (common random numbers), measured on book
+    0, as the runs to store (``scenario_records``)."""
+    _, baseline, runs, pairs, _ = _run_one_seed(config, scenarios, seed)
+    return scenario_records(config, scenarios, seed, baseline, runs, pairs)
+
+
 def run_scenarios(
     config: MarketConfig,
     scenarios: list[Scenario],
@@ -390,25 +451,12 @@ def run_scenarios(
     records = []
     for seed in seeds:
         baseline, runs, pairs, _ = by_seed[seed]
-        base_config = _scenario_config(config, None)
-        base_id = make_run_id("baseline", base_config, seed, code_version())
-        run_ids["baseline"].append(base_id)
-        records.append(RunRecord(base_id, "baseline", seed, base_config, baseline, {}))
-        for scenario, run, (metrics, _) in zip(scenarios, runs, pairs, strict=True):
-            stored = _scenario_config(config, scenario)
-            run_id = make_run_id("scenario", stored, seed, code_version())
-            run_ids[scenario.kind].append(run_id)
-            per_seed[scenario.kind].append({"seed": seed, **metrics})
-            numeric = {k: v for k, v in metrics.items() if v is not None}
-            summary = {
-                "kind": scenario.kind,
-                "metrics": metrics,
-                "baseline_run_id": base_id,
-                "interventions": run.interventions,  # the stored config is the initial one
-            }
-            records.append(
-                RunRecord(run_id, "scenario", seed, stored, run, numeric, summary, base_id)
-            )
+        seed_records = scenario_records(config, scenarios, seed, baseline, runs, pairs)
+        records += seed_records
+        run_ids["baseline"].append(seed_records[0].run_id)
+        for scenario, record in zip(scenarios, seed_records[1:], strict=True):
+            run_ids[scenario.kind].append(record.run_id)
+            per_seed[scenario.kind].append({"seed": seed, **record.summary["metrics"]})
     summaries = {
         s.kind: summarise(s.kind, [by_seed[seed][2][i] for seed in seeds])
         for i, s in enumerate(scenarios)
