@@ -4,7 +4,8 @@ Every command takes ``--db PATH`` (default ``data/marl_market.duckdb``, env ``MA
 and ``--json``; with ``--json`` exactly one JSON object goes to stdout and everything else
 (progress, tables) to stderr. Bad options exit with code 2 and one line on stderr, before
 anything is simulated or written. One module per command group: ``simulate`` (simulate,
-scenario), ``train`` (independent PPO, evaluated against the fixed agents), ``runs``,
+scenario), ``sweep`` (scenarios over a parameter grid and seeds), ``train`` (independent PPO,
+evaluated against the fixed agents), ``runs``,
 ``dashboard`` (dashboard, report), ``bench``.
 """
 
@@ -19,7 +20,7 @@ try:  # typer >= 0.20 ships its own copy of click; its exceptions live there
 except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as click_errors
 
-from marl_market.cli import bench, dashboard, runs, simulate, train
+from marl_market.cli import bench, dashboard, runs, simulate, sweep, train
 from marl_market.store import StoreError
 
 app = typer.Typer(
@@ -29,7 +30,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for group in (simulate, train, dashboard, bench):
+for group in (simulate, sweep, train, dashboard, bench):
     app.registered_commands += group.app.registered_commands
 app.add_typer(runs.app, name="runs", no_args_is_help=True)
 
