@@ -17,7 +17,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from marl_market.cli.common import DbOption, JsonOption, console, emit_json, fail, open_store
-from marl_market.scale.sweep import SWEEP_PARAMS, SWEEP_SCENARIOS, SweepSpec, run_sweep
+from marl_market.scale.sweep import (
+    BACKENDS,
+    SWEEP_PARAMS,
+    SWEEP_SCENARIOS,
+    SweepSpec,
+    import_ray,
+    run_sweep,
+)
 
 app = typer.Typer()
 
@@ -73,7 +80,22 @@ def sweep(
     seeds: Annotated[int, typer.Option(help="Seeds per point: seed, seed+1, ...")] = 1,
     steps: Annotated[int, typer.Option(help="Steps per run.")] = 5_000,
     workers: Annotated[
-        int | None, typer.Option(help="Processes (default: every core).", show_default=False)
+        int | None,
+        typer.Option(help="Local processes (default: every core).", show_default=False),
+    ] = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="local: a process pool on this machine; ray: Ray tasks on a cluster "
+            "(pip install '.[ray]')."
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --backend ray: the cluster's address (default: start a local Ray).",
+            show_default=False,
+        ),
     ] = None,
     db: DbOption = None,
     json_out: JsonOption = False,
@@ -97,6 +119,17 @@ def sweep(
     )
     if seeds < 1:
         fail(f"--seeds must be at least 1, got {seeds}")
+    if backend not in BACKENDS:
+        fail(f"--backend: unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if address is not None and backend != "ray":
+        fail("--address is the Ray cluster's: give it with --backend ray")
+    if backend == "ray" and workers is not None:
+        fail("--workers sets the local pool: the Ray cluster schedules its own workers")
+    if backend == "ray":
+        try:
+            import_ray()
+        except ValueError as error:
+            fail(str(error))
     if workers is not None and workers < 1:
         fail(f"--workers must be at least 1, got {workers}")
     try:
@@ -127,7 +160,12 @@ def sweep(
         task = bar.add_task("sweep", total=n_tasks)
         try:
             outcome = run_sweep(
-                spec, store, workers, lambda done, total: bar.update(task, completed=done)
+                spec,
+                store,
+                workers,
+                lambda done, total: bar.update(task, completed=done),
+                backend=backend,
+                address=address,
             )
         except KeyboardInterrupt:
             bar.stop()

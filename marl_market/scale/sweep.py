@@ -3,7 +3,8 @@
 A ``SweepSpec`` names the scenarios (``baseline`` is the plain market, stored as ``marlsim
 simulate`` stores it; every other kind is stored as ``marlsim scenario`` stores it, beside its
 same-seed baseline), a grid of market parameters (``SWEEP_PARAMS``) and the seeds. Its tasks
-run in a process pool over all cores (``backend="local"``); each returns the runs it made and
+run in a process pool over all cores (``backend="local"``) or as Ray tasks on an existing
+cluster (``backend="ray"``, ``pip install '.[ray]'``); each returns the runs it made and
 only this process writes them to the database, task by task, so an interrupted sweep keeps
 everything finished. Run IDs are deterministic and follow the code, so running a sweep again
 skips every run already stored. A task that raises is reported with its parameters and the
@@ -40,6 +41,7 @@ from marl_market.store.records import SimulateRequest, one_line
 
 BASELINE = "baseline"
 SWEEP_KIND = "sweep"
+BACKENDS = ("local", "ray")
 SWEEP_SCENARIOS = (BASELINE, *SCENARIO_KINDS)
 SWEEP_PARAMS: dict[str, type] = {
     "makers": int,
@@ -207,13 +209,21 @@ def run_sweep(
     store: RunStore,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    backend: str = "local",
+    address: str | None = None,
 ) -> SweepOutcome:
     """Run every task of ``spec`` not stored yet, store each as it finishes, then the sweep.
 
-    ``workers`` processes (default: every core; 1 runs in this process). Ctrl-C stops it:
-    finished runs stay stored, the sweep row is not written, and running it again picks up
-    where it stopped. Returns the outcome (``sweep_id`` names the stored sweep).
+    ``backend="local"``: ``workers`` processes (default: every core; 1 runs in this process).
+    ``backend="ray"``: the same tasks as Ray tasks on the cluster at ``address`` (None: the
+    instance this process already joined, else a local one started for the sweep and shut
+    down after it); results are identical, run IDs and metrics, since a task depends only on
+    its spec and seed. Ctrl-C stops it: finished runs stay stored, the sweep row is not
+    written, and running it again picks up where it stopped. Returns the outcome (``sweep_id``
+    names the stored sweep).
     """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}: choose from {', '.join(BACKENDS)}")
     sweep_config = spec.to_dict()
     seed = spec.seeds[0]
     outcome = SweepOutcome(make_run_id(SWEEP_KIND, sweep_config, seed, code_version()))
@@ -232,7 +242,12 @@ def run_sweep(
     if progress is not None:
         progress(done, total)
     try:
-        for index, outcome_ in _execute(spec, [tasks[i] for i in pending], pending, workers):
+        chosen = [tasks[i] for i in pending]
+        if backend == "ray":
+            finished = _execute_on_ray(spec, chosen, pending, address)
+        else:
+            finished = _execute(spec, chosen, pending, workers)
+        for index, outcome_ in finished:
             task = tasks[index]
             if isinstance(outcome_, BaseException):
                 failures[index] = {"params": task.describe(), "error": _error_line(outcome_)}
@@ -277,6 +292,51 @@ def _execute(
         except BaseException:  # Ctrl-C (or the driver failing): drop what has not started
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+
+
+def _execute_on_ray(
+    spec: SweepSpec, tasks: list[SweepTask], indices: list[int], address: str | None
+) -> Iterable[tuple[int, object]]:
+    """As ``_execute``, with every task a Ray task (the cluster schedules them)."""
+    if not tasks:
+        return
+    ray = import_ray()
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address is None:  # a private local instance: no token to write or share
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:
+        remote_task = ray.remote(run_task)
+        pending = {remote_task.remote(spec, t): i for t, i in zip(tasks, indices, strict=True)}
+        try:
+            while pending:
+                (ref,), _ = ray.wait(list(pending), num_returns=1)
+                index = pending.pop(ref)
+                try:
+                    yield index, ray.get(ref)
+                except ray.exceptions.RayTaskError as error:
+                    # The task's own exception, as the local backend reports it.
+                    cause = getattr(error, "cause", None)
+                    yield index, cause if isinstance(cause, BaseException) else error
+        except BaseException:  # Ctrl-C: drop what has not finished
+            for ref in pending:
+                ray.cancel(ref)
+            raise
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def import_ray():
+    """The ``ray`` module, or one clear ``ValueError`` saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ValueError(
+            "the ray backend needs Ray: pip install '.[ray]' (or pip install ray==2.60.0)"
+        ) from None
+    return ray
 
 
 def _entry(task: SweepTask, run_id: str, metrics: dict, cached: bool) -> dict:
