@@ -17,14 +17,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from marl_market.cli.common import DbOption, JsonOption, console, emit_json, fail, open_store
-from marl_market.scale.sweep import (
-    BACKENDS,
-    SWEEP_PARAMS,
-    SWEEP_SCENARIOS,
-    SweepSpec,
-    import_ray,
-    run_sweep,
-)
+from marl_market.lab.engine import BACKENDS, import_ray
+from marl_market.scale.sweep import SWEEP_PARAMS, SWEEP_SCENARIOS, SweepSpec, run_sweep
 
 app = typer.Typer()
 

@@ -8,9 +8,7 @@ build reuses it; this module adds what needs the server side: GARCH fits, the ru
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +26,7 @@ from marl_market.core.scenarios import (
 )
 from marl_market.core.takers import ExecutionTask
 from marl_market.lab.analysis import facts_with_garch
+from marl_market.lab.engine import run_tasks
 from marl_market.store import RunRecord, RunStore, code_version, make_run_id
 
 # Returns are sampled every 5 steps by default: long enough that the bid-ask bounce of a
@@ -410,8 +409,9 @@ def run_scenarios(
 ) -> ScenarioOutcome:
     """Run each scenario and its baseline on every seed, measure, summarise, and store.
 
-    Seeds run in a process pool (all cores by default); workers return results and only this
-    process writes the database, in one transaction for the whole comparison.
+    Seeds run on ``engine.run_tasks`` (a process pool over all cores by default, as sweeps
+    do); workers return results and only this process writes the database, in one
+    transaction for the whole comparison.
     """
     kinds = [s.kind for s in scenarios]
     is_compare = len(scenarios) > 1
@@ -430,21 +430,15 @@ def run_scenarios(
                 s["run_ids"], cached=True, assets=s.get("assets", []),
             )  # fmt: skip
 
-    workers = workers or os.cpu_count() or 1
     by_seed = {}
-    if workers > 1 and len(seeds) > 1:
-        with ProcessPoolExecutor(min(workers, len(seeds))) as pool:
-            futures = [pool.submit(_run_one_seed, config, scenarios, s) for s in seeds]
-            for done, future in enumerate(as_completed(futures), 1):
-                seed, *rest = future.result()
-                by_seed[seed] = rest
-                if progress is not None:
-                    progress(done, len(seeds))
-    else:
-        for done, seed in enumerate(seeds, 1):
-            by_seed[seed] = _run_one_seed(config, scenarios, seed)[1:]
-            if progress is not None:
-                progress(done, len(seeds))
+    calls = [(config, scenarios, seed) for seed in seeds]
+    for done, (_, outcome) in enumerate(run_tasks(_run_one_seed, calls, workers), 1):
+        if isinstance(outcome, BaseException):
+            raise outcome  # a comparison is all its seeds or nothing
+        seed, *rest = outcome
+        by_seed[seed] = rest
+        if progress is not None:
+            progress(done, len(seeds))
 
     run_ids: dict[str, list[str]] = {"baseline": [], **{k: [] for k in kinds}}
     per_seed: dict[str, list[dict]] = {k: [] for k in kinds}

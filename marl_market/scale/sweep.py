@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import os
-from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
@@ -26,6 +24,7 @@ from pydantic import ValidationError
 from marl_market.core.config import MarketConfig
 from marl_market.core.market import simulate
 from marl_market.core.scenarios import SCENARIO_KINDS
+from marl_market.lab.engine import BACKENDS, run_tasks
 from marl_market.lab.experiments import (
     DEFAULT_RETURN_INTERVAL,
     SCENARIO_STEPS,
@@ -41,7 +40,6 @@ from marl_market.store.records import SimulateRequest, one_line
 
 BASELINE = "baseline"
 SWEEP_KIND = "sweep"
-BACKENDS = ("local", "ray")
 SWEEP_SCENARIOS = (BASELINE, *SCENARIO_KINDS)
 SWEEP_PARAMS: dict[str, type] = {
     "makers": int,
@@ -242,12 +240,11 @@ def run_sweep(
     if progress is not None:
         progress(done, total)
     try:
-        chosen = [tasks[i] for i in pending]
-        if backend == "ray":
-            finished = _execute_on_ray(spec, chosen, pending, address)
-        else:
-            finished = _execute(spec, chosen, pending, workers)
-        for index, outcome_ in finished:
+        calls = [(spec, tasks[i]) for i in pending]
+        # ``run_task`` is looked up now, not imported by name, so a test can replace it.
+        finished = run_tasks(run_task, calls, workers, backend, address)
+        for position, outcome_ in finished:
+            index = pending[position]
             task = tasks[index]
             if isinstance(outcome_, BaseException):
                 failures[index] = {"params": task.describe(), "error": _error_line(outcome_)}
@@ -269,74 +266,6 @@ def run_sweep(
     if not outcome.failed:  # a sweep with failures is stored once a re-run completes it
         store.save_run(outcome.sweep_id, SWEEP_KIND, seed, sweep_config, None, metrics, summary)
     return outcome
-
-
-def _execute(
-    spec: SweepSpec, tasks: list[SweepTask], indices: list[int], workers: int | None
-) -> Iterable[tuple[int, object]]:
-    """(index, (records, metrics) or the exception) per task, in the order they finish."""
-    workers = workers or os.cpu_count() or 1
-    if workers == 1 or len(tasks) <= 1:
-        for index, task in zip(indices, tasks, strict=True):
-            try:
-                yield index, run_task(spec, task)
-            except Exception as error:  # reported with its parameters; the sweep goes on
-                yield index, error
-        return
-    with ProcessPoolExecutor(min(workers, len(tasks))) as pool:
-        futures = {pool.submit(run_task, spec, t): i for t, i in zip(tasks, indices, strict=True)}
-        try:
-            for future in as_completed(futures):
-                error = future.exception()
-                yield futures[future], error if error is not None else future.result()
-        except BaseException:  # Ctrl-C (or the driver failing): drop what has not started
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-
-
-def _execute_on_ray(
-    spec: SweepSpec, tasks: list[SweepTask], indices: list[int], address: str | None
-) -> Iterable[tuple[int, object]]:
-    """As ``_execute``, with every task a Ray task (the cluster schedules them)."""
-    if not tasks:
-        return
-    ray = import_ray()
-    started_here = not ray.is_initialized()
-    if started_here:
-        if address is None:  # a private local instance: no token to write or share
-            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    try:
-        remote_task = ray.remote(run_task)
-        pending = {remote_task.remote(spec, t): i for t, i in zip(tasks, indices, strict=True)}
-        try:
-            while pending:
-                (ref,), _ = ray.wait(list(pending), num_returns=1)
-                index = pending.pop(ref)
-                try:
-                    yield index, ray.get(ref)
-                except ray.exceptions.RayTaskError as error:
-                    # The task's own exception, as the local backend reports it.
-                    cause = getattr(error, "cause", None)
-                    yield index, cause if isinstance(cause, BaseException) else error
-        except BaseException:  # Ctrl-C: drop what has not finished
-            for ref in pending:
-                ray.cancel(ref)
-            raise
-    finally:
-        if started_here:
-            ray.shutdown()
-
-
-def import_ray():
-    """The ``ray`` module, or one clear ``ValueError`` saying how to install it."""
-    try:
-        import ray
-    except ImportError:
-        raise ValueError(
-            "the ray backend needs Ray: pip install '.[ray]' (or pip install ray==2.60.0)"
-        ) from None
-    return ray
 
 
 def _entry(task: SweepTask, run_id: str, metrics: dict, cached: bool) -> dict:
