@@ -29,6 +29,7 @@ ICONS = {
     "scenarios": ":material/crisis_alert:",
     "runs": ":material/database:",
     "train": ":material/model_training:",
+    "sweeps": ":material/grid_on:",
 }
 
 

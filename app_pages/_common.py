@@ -97,6 +97,12 @@ PERSISTENT_KEYS = (
     "train_seed",
     "train_eval_seeds",
     "train_open_run",
+    # The Sweeps page: the sweep it shows and the chart's choices.
+    "sweep_open",
+    "sweep_scenario",
+    "sweep_metric",
+    "sweep_x",
+    "sweep_y",
 )
 
 
