@@ -16,7 +16,7 @@ from marl_market.lab import report, workbench
 from marl_market.lab.verify import verify_run
 from marl_market.store import QueryRefused, RunStore, StoreError, code_version
 
-KINDS = ["all", "simulate", "scenario", "baseline", "compare", "env"]
+KINDS = ["all", "simulate", "scenario", "baseline", "compare", "sweep", "env", "train"]
 DEFAULT_SQL = "SELECT kind, count(*) AS runs, max(created_at) AS newest FROM runs GROUP BY kind"
 OPEN = "open_run_id"  # the Run ID text box
 LINK_SEEN = "_run_link_seen"  # the ?run_id= value already copied into the box
