@@ -20,7 +20,7 @@ try:  # typer >= 0.20 ships its own copy of click; its exceptions live there
 except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as click_errors
 
-from marl_market.cli import bench, dashboard, runs, simulate, sweep, train
+from marl_market.cli import bench, calibrate, dashboard, runs, simulate, sweep, train
 from marl_market.store import StoreError
 
 app = typer.Typer(
@@ -30,7 +30,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for group in (simulate, sweep, train, dashboard, bench):
+for group in (simulate, sweep, calibrate, train, dashboard, bench):
     app.registered_commands += group.app.registered_commands
 app.add_typer(runs.app, name="runs", no_args_is_help=True)
 

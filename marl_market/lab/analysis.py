@@ -74,11 +74,16 @@ def facts_with_garch(
 
 
 @lru_cache(maxsize=8)
-def _sp500_reference(max_lag: int) -> StylisedFacts:
+def sp500_returns() -> np.ndarray:
+    """S&P 500 daily log returns, 1999-2018 (Adj Close, the data set shipped with ``arch``)."""
     from arch.data import sp500
 
     prices = sp500.load()["Adj Close"].to_numpy(dtype=np.float64)
-    r = np.diff(np.log(prices))
+    return np.diff(np.log(prices))
+
+
+def _sp500_reference(max_lag: int) -> StylisedFacts:
+    r = sp500_returns()
     facts = facts_from_returns(r, return_interval=1, max_lag=max_lag)
     facts.garch_persistence = garch_persistence(r)
     return facts
