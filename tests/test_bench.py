@@ -183,6 +183,8 @@ def test_bench_json_prints_one_object_with_every_key(quick_json):
     assert training["throughput"]["learners"] == ["maker"]
     assert training["throughput_everyone"]["agent_steps_per_s"] > 0
     assert payload["train_minutes_to_ci_win"] is None
+    assert payload["calibrate_wall_s"] == payload["calibrate"]["seconds"] > 0
+    assert any("calibrate_wall_s ran a small calibration" in note for note in payload["notes"])
     assert any("train_minutes_to_ci_win skipped" in note for note in payload["notes"])
     assert payload["peak_rss_mb_1m_steps"] is None  # skipped under --quick, and said so
     assert any("skipped under --quick" in note for note in payload["notes"])

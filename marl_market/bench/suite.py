@@ -52,6 +52,7 @@ REQUIRED_KEYS = (
     "peak_rss_mb_1m_steps",
     "train_agent_steps_per_s",
     "train_minutes_to_ci_win",
+    "calibrate_wall_s",
 )
 
 
@@ -244,6 +245,19 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = lambda _line: 
     compare = workloads.compare_wall(seeds, steps=_scaled(5_000, scale, 200))
     result["compare_wall_s"] = compare["seconds"]
     result["compare"] = compare
+
+    # ---- a calibration: 2 parameters, 5 seeds a candidate, the local backend (issue 12)
+    from marl_market.bench.workloads import calibration_wall
+
+    small = options.quick or scale < 1
+    log("scale: a 2-parameter, 5-seed calibration to the S&P 500" + (" (small)" if small else ""))
+    result["calibrate"] = calibration = calibration_wall(small)
+    result["calibrate_wall_s"] = calibration["seconds"]
+    if small:
+        result["notes"].append(
+            "calibrate_wall_s ran a small calibration (6 candidates of 2,000 steps), not the "
+            "default 20 candidates of 10,000 steps"
+        )
 
     # ---- memory of a long run
     if options.quick:

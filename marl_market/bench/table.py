@@ -81,6 +81,17 @@ def format_table(result: dict) -> str:
                     "",
                 )
             )
+    calibration = result.get("calibrate")
+    if calibration is not None:
+        rows.append(
+            (
+                f"calibration, 2 parameters, {calibration['evaluations']} candidates x "
+                f"{calibration['seeds']} seeds x {calibration['steps']:,} steps",
+                f"{result['calibrate_wall_s']:.1f} s",
+                f"distance {calibration['distance']:.2f}",
+                "",
+            )
+        )
     crowd = result["crowd"]
     rows.append(
         (

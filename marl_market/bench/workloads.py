@@ -116,3 +116,24 @@ def peak_rss(
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"the {steps:,}-step memory run failed: {last}")
     return json.loads(done.stdout)
+
+
+def calibration_wall(small: bool = False) -> dict:
+    """Wall time of ``marlsim calibrate``'s default fit (noise intensity and fundamental
+    volatility to the S&P 500, 20 candidates x 5 seeds x 10,000 steps) on the local backend,
+    nothing stored; ``small``: 6 candidates x 5 seeds x 2,000 steps (tests, --quick)."""
+    from marl_market.lab.analysis import sp500_returns
+    from marl_market.scale.calibrate import calibrate
+
+    budget, steps = (6, 2_000) if small else (20, 10_000)
+    started = time.perf_counter()
+    fit = calibrate(sp500_returns(), "sp500", seeds=5, budget=budget, steps=steps)
+    return {
+        "seconds": time.perf_counter() - started,
+        "params": fit.params,
+        "distance": fit.distance,
+        "evaluations": fit.evaluations,
+        "seeds": 5,
+        "steps": steps,
+        "budget": budget,
+    }
