@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app_pages import _calibrations as calibrations
 from app_pages import _common as ui
 from marl_market import plots
 from marl_market.core.facts import acf_confidence_band
@@ -80,3 +81,5 @@ with right:
         "S&P 500: daily log returns 1999-2018 (shipped with `arch`); lags are days there and "
         f"{run.return_interval}-step intervals here."
     )
+
+calibrations.show(request)

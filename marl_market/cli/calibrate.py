@@ -176,8 +176,12 @@ def facts_table(facts: dict) -> Table:
     table = Table(title="target vs fitted market (mean [95% CI] over seeds)")
     for column in ("moment", "target", "fitted market"):
         table.add_column(column, justify="left" if column == "moment" else "right")
-    for name, value in facts["target"].items():
-        sim = facts["simulated"][name]
+    from marl_market.scale.calibrate import moment_names
+
+    # A stored calibration's JSON keys come back sorted: show the moments in their own order.
+    order = [n for n in moment_names() if n in facts["target"]]
+    for name in order + [n for n in facts["target"] if n not in order]:
+        value, sim = facts["target"][name], facts["simulated"][name]
         interval = f"{fmt(sim['mean'], '{:.3f}')} [{fmt(sim['ci_low'], '{:.3f}')}, "
         interval += f"{fmt(sim['ci_high'], '{:.3f}')}]"
         table.add_row(name.replace("_", " "), fmt(value, "{:.3f}"), interval)

@@ -95,6 +95,15 @@ def simulate(
     arbs: Annotated[
         int, typer.Option(help="Pair arbitrageurs (need --assets 2 or more, or --venues 2).")
     ] = 0,
+    calibration: Annotated[
+        str | None,
+        typer.Option(
+            help="Simulate the market a stored calibration (marlsim calibrate) fitted: its "
+            "parameters replace the options' values.",
+            metavar="RUN_ID",
+            show_default=False,
+        ),
+    ] = None,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -126,8 +135,20 @@ def simulate(
         )
     except InputError as error:
         fail(str(error))
+    config = request.to_config()
+    fitted = None
+    if calibration is not None:
+        from marl_market.scale.calibrate import fitted_params, with_params
+
+        try:
+            fitted = fitted_params(open_store(db, for_writing=False), calibration)
+        except ValueError as error:
+            fail(str(error))
+        config = with_params(config, fitted)
     store = open_store(db, for_writing=True)
     out = console(json_out)
+    if fitted is not None:
+        out.print(f"the market calibration {calibration} fitted: {fitted}")
     with Progress(
         TextColumn("simulating"),
         BarColumn(),
@@ -139,7 +160,7 @@ def simulate(
     ) as bar:
         task = bar.add_task("simulate", total=request.steps)
         outcome = run_simulation(
-            request.to_config(),
+            config,
             request.seed,
             request.return_interval,
             store=store,
@@ -195,6 +216,7 @@ def simulate(
                 **market,  # assets, fundamental_correlation, regime share and switches
                 "execution": execution,
                 "fees": fees,
+                **({"calibration": {"run_id": calibration, "params": fitted}} if fitted else {}),
             }
         )
 

@@ -280,3 +280,14 @@ class _quiet_nan_mean:
 
     def __exit__(self, *exc):
         return self._catch.__exit__(*exc)
+
+
+def fitted_params(store: RunStore, run_id: str) -> dict[str, float]:
+    """The parameters a stored calibration fitted (to simulate the fitted market);
+    ``ValueError`` naming the problem if ``run_id`` is not a stored calibration."""
+    row = store.get_run(run_id)
+    if row is None:
+        raise ValueError(f"no calibration run {run_id!r} in {store.path}")
+    if row["kind"] != CALIBRATE_KIND:
+        raise ValueError(f"run {run_id} is a {row['kind']} run, not a calibration")
+    return dict(row["summary"]["params"])
