@@ -17,9 +17,16 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from marl_market.cli.common import DbOption, JsonOption, console, emit_json, fail, open_store
+from marl_market.cli.common import (
+    DbOption,
+    JsonOption,
+    check_backend,
+    console,
+    emit_json,
+    fail,
+    open_store,
+)
 from marl_market.core.numbers import fmt
-from marl_market.lab.engine import BACKENDS, import_ray
 
 app = typer.Typer()
 
@@ -121,15 +128,7 @@ def calibrate(
         )
     if steps < 2_000:
         fail(f"--steps must be at least 2000 (facts need a few hundred returns), got {steps}")
-    if backend not in BACKENDS:
-        fail(f"--backend: unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
-    if address is not None and backend != "ray":
-        fail("--address is the Ray cluster's: give it with --backend ray")
-    if backend == "ray":
-        try:
-            import_ray()
-        except ValueError as error:
-            fail(str(error))
+    check_backend(backend, address, workers)
     if target_csv is not None:
         prices = read_prices(target_csv.expanduser())
         returns, target_name = np.diff(np.log(prices)), f"csv:{target_csv.name}"

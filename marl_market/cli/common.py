@@ -98,3 +98,23 @@ def scenario_table(name: str, summary: dict, n_seeds: int) -> Table:
             share,
         )
     return table
+
+
+def check_backend(backend: str, address: str | None, workers: int | None = None) -> None:
+    """``--backend`` / ``--address`` / ``--workers`` of a command that runs tasks on
+    ``lab.engine``: one exit-2 line for a bad combination or a Ray that is not installed."""
+    from marl_market.lab.engine import BACKENDS, import_ray
+
+    if backend not in BACKENDS:
+        fail(f"--backend: unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if address is not None and backend != "ray":
+        fail("--address is the Ray cluster's: give it with --backend ray")
+    if backend == "ray" and workers is not None:
+        fail("--workers sets the local pool: the Ray cluster schedules its own workers")
+    if workers is not None and workers < 1:
+        fail(f"--workers must be at least 1, got {workers}")
+    if backend == "ray":
+        try:
+            import_ray()
+        except ValueError as error:
+            fail(str(error))

@@ -16,8 +16,15 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from marl_market.cli.common import DbOption, JsonOption, console, emit_json, fail, open_store
-from marl_market.lab.engine import BACKENDS, import_ray
+from marl_market.cli.common import (
+    DbOption,
+    JsonOption,
+    check_backend,
+    console,
+    emit_json,
+    fail,
+    open_store,
+)
 from marl_market.scale.sweep import SWEEP_PARAMS, SWEEP_SCENARIOS, SweepSpec, run_sweep
 
 app = typer.Typer()
@@ -113,19 +120,7 @@ def sweep(
     )
     if seeds < 1:
         fail(f"--seeds must be at least 1, got {seeds}")
-    if backend not in BACKENDS:
-        fail(f"--backend: unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
-    if address is not None and backend != "ray":
-        fail("--address is the Ray cluster's: give it with --backend ray")
-    if backend == "ray" and workers is not None:
-        fail("--workers sets the local pool: the Ray cluster schedules its own workers")
-    if backend == "ray":
-        try:
-            import_ray()
-        except ValueError as error:
-            fail(str(error))
-    if workers is not None and workers < 1:
-        fail(f"--workers must be at least 1, got {workers}")
+    check_backend(backend, address, workers)
     try:
         spec = SweepSpec(
             scenarios=tuple(scenario or ("baseline",)),
