@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -201,7 +202,8 @@ def calibrate(
         out = []
         for i, values in enumerate(candidates):
             rows = np.array([moments(f) for f in per_call[i * seeds : (i + 1) * seeds]])
-            with np.errstate(all="ignore"), _quiet_nan_mean():
+            with warnings.catch_warnings():  # a moment no seed produced stays NaN, quietly
+                warnings.simplefilter("ignore", RuntimeWarning)
                 mean = np.nanmean(rows, axis=0)
             d = distance(mean, target_vector)
             evaluated.append((values, d, rows))
@@ -266,28 +268,3 @@ def _clean(values: np.ndarray) -> list[float | None]:
 
 def _is_power_of_two(n: int) -> bool:
     return n > 0 and n & (n - 1) == 0
-
-
-class _quiet_nan_mean:
-    """Silence numpy's 'mean of empty slice' (a moment no seed produced stays NaN)."""
-
-    def __enter__(self):
-        import warnings
-
-        self._catch = warnings.catch_warnings()
-        self._catch.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        return self._catch.__exit__(*exc)
-
-
-def fitted_params(store: RunStore, run_id: str) -> dict[str, float]:
-    """The parameters a stored calibration fitted (to simulate the fitted market);
-    ``ValueError`` naming the problem if ``run_id`` is not a stored calibration."""
-    row = store.get_run(run_id)
-    if row is None:
-        raise ValueError(f"no calibration run {run_id!r} in {store.path}")
-    if row["kind"] != CALIBRATE_KIND:
-        raise ValueError(f"run {run_id} is a {row['kind']} run, not a calibration")
-    return dict(row["summary"]["params"])

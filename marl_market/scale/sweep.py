@@ -195,7 +195,6 @@ class SweepOutcome:
     """{"run_id", "scenario", "seed", "params", "metrics", "cached"} per finished task."""
     failed: list[dict] = field(default_factory=list)
     """{"params", "error"} per task that raised."""
-    interrupted: bool = False
 
     @property
     def ran(self) -> int:
@@ -255,10 +254,7 @@ def run_sweep(
             done += 1
             if progress is not None:
                 progress(done, total)
-    except KeyboardInterrupt:
-        outcome.interrupted = True
-        raise
-    finally:
+    finally:  # Ctrl-C propagates; every run finished so far is already stored
         outcome.runs = [results[i] for i in sorted(results)]
         outcome.failed = [failures[i] for i in sorted(failures)]
     summary = {"runs": outcome.runs, "failed": outcome.failed}
