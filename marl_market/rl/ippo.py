@@ -14,6 +14,7 @@ reach, so a policy is never evaluated on a market it trained on (``is_training_s
 from __future__ import annotations
 
 import contextlib
+import copy
 import gc
 import math
 import multiprocessing as mp
@@ -64,9 +65,11 @@ class TrainConfig:
     episode_steps: int = 500
     episodes_per_iteration: int = 8
     """Whole episodes per iteration (PPO's batch: episodes x episode_steps x agents rows)."""
-    num_envs: int = 8
-    """Episodes played in lockstep, one batched forward per type per step across them (more
-    amortise torch's per-call cost; the iteration plays its episodes in waves of this many)."""
+    num_envs: int = 4
+    """Episodes a rollout group plays side by side, one batched forward per type per step
+    across them (more amortise torch's per-call cost). The iteration's episodes are split into
+    groups of this many, each with its own action generator; groups are what run in parallel
+    processes, so this setting changes results, the number of processes never does."""
     hidden: int = 64
     seed: int = 42
     norm_obs: bool = True
@@ -137,6 +140,20 @@ class TypePolicy:
             "node_norm": self.node_norm.state_dict(),
             "reward_norm": self.reward_norm.state_dict(),
         }
+
+    def acting_state(self) -> dict:
+        """What a rollout group in another process acts with: the weights and observation
+        normalisers, as numpy arrays (a pipe carries them bit for bit)."""
+        return {
+            "net": {name: t.detach().numpy().copy() for name, t in self.net.state_dict().items()},
+            "vector_norm": self.vector_norm.state_dict(),
+            "node_norm": self.node_norm.state_dict(),
+        }
+
+    def load_acting_state(self, state: dict) -> None:
+        self.net.load_state_dict({name: torch.from_numpy(a) for name, a in state["net"].items()})
+        self.vector_norm.load_state_dict(state["vector_norm"])
+        self.node_norm.load_state_dict(state["node_norm"])
 
     def load_state_dict(self, state: dict) -> None:
         self.net.load_state_dict(state["net"])
@@ -218,7 +235,7 @@ class MarketMonitor:
 
 
 class EnvSlots:
-    """Training episodes played side by side in one process (this one or a worker).
+    """The markets of a rollout group: training episodes stepped side by side.
 
     ``step`` takes one action dict per episode and returns the learners' vectors, the nodes and
     the rewards as three arrays, episodes first; reward components and the market monitor's
@@ -296,108 +313,177 @@ class EnvSlots:
         return self.components, series
 
 
-def _slots_worker(connection, config: TrainConfig, count: int) -> None:
-    """A worker process: ``EnvSlots`` driven by (command, payload) messages."""
-    slots = EnvSlots(config, count)
+@dataclass
+class GroupResult:
+    """What a rollout group played: per type, step-major arrays (steps, the group's rows, ...)
+    whose rows are its episodes' agents (episode first); every agent's raw rewards; the
+    reward components and market series that are logged, never learned from."""
+
+    samples: dict[str, dict[str, np.ndarray]]
+    """Per type: ``vector`` and ``nodes`` as the policy saw them (normalised, float32),
+    ``raw_vector`` and ``raw_nodes`` (one graph per episode) for the run's normalisers,
+    ``actions``, ``logprobs`` and ``values``."""
+    rewards: np.ndarray
+    """(steps, episodes, agents): every agent's raw reward."""
+    components: list[dict]
+    series: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+class RolloutGroup:
+    """Up to ``num_envs`` training episodes played side by side in one process, acting by
+    itself: per step, one batched forward per type over every episode's agents.
+
+    A group is the unit of parallel work. What it plays depends only on the policies as the
+    iteration found them, its episodes' seeds and its action seed (a torch generator of its
+    own), so the process it runs in, and how many there are, never changes a result. It acts
+    with private copies of the observation normalisers, updated step by step as it plays; the
+    run's own normalisers learn its raw observations after the iteration.
+    """
+
+    SAMPLE_KEYS = ("vector", "nodes", "raw_vector", "raw_nodes", "actions", "logprobs", "values")
+
+    def __init__(self, config: TrainConfig):
+        self.config = config
+        self.slots = EnvSlots(config, config.num_envs)
+        self.agents = self.slots.agents
+        env = self.slots.envs[0]  # the graph's edges are the config's: the same in every episode
+        self.edge_index = torch.as_tensor(np.array(env.edge_index), dtype=torch.int64)
+        self.edge_attr = torch.as_tensor(np.array(env.edge_attr, dtype=np.float32))
+
+    def play(
+        self, policies: dict[str, TypePolicy], seeds: list[int], action_seed: int
+    ) -> GroupResult:
+        config = self.config
+        n = len(seeds)
+        generator = torch.Generator().manual_seed(action_seed)
+        acting = {
+            kind: (
+                policy,
+                [self.agents.index(a) for a in policy.agents],
+                copy.deepcopy(policy.vector_norm),
+                copy.deepcopy(policy.node_norm),
+            )
+            for kind, policy in policies.items()
+        }
+        record = {kind: {key: [] for key in self.SAMPLE_KEYS} for kind in policies}
+        rewards = []
+        vectors, nodes = self.slots.reset(seeds)
+        for _ in range(config.episode_steps):
+            actions: list[dict] = [{} for _ in range(n)]
+            for kind, (policy, columns, vector_norm, node_norm) in acting.items():
+                raw_vector = vectors[:, columns].reshape(n * len(columns), -1)
+                vector, node = _normalised(
+                    vector_norm, node_norm, raw_vector, nodes, len(columns), config.norm_obs
+                )
+                rows = vector.shape[0]
+                tensors = {
+                    "vector": torch.from_numpy(vector),
+                    "nodes": torch.from_numpy(node),
+                    "edge_attr": self.edge_attr.expand(rows, *self.edge_attr.shape),
+                    "shared_edge_index": self.edge_index,
+                }
+                with torch.no_grad():
+                    action, logprob, value = policy.net.act(tensors, generator)
+                action = action.numpy()
+                per_env = action.reshape(n, len(columns), -1)
+                for env_actions, env_rows in zip(actions, per_env, strict=True):
+                    env_actions.update(zip(policy.agents, env_rows, strict=True))
+                buf = record[kind]
+                buf["vector"].append(vector)
+                buf["nodes"].append(node)
+                buf["raw_vector"].append(raw_vector)
+                buf["raw_nodes"].append(nodes)
+                buf["actions"].append(action)
+                buf["logprobs"].append(logprob.numpy())
+                buf["values"].append(value.numpy())
+            vectors, nodes, reward = self.slots.step(actions)
+            rewards.append(reward)
+        components, series = self.slots.finish()
+        samples = {
+            kind: {key: np.stack(items) for key, items in buf.items()}
+            for kind, buf in record.items()
+        }
+        return GroupResult(samples, np.stack(rewards), components, series)
+
+
+def _group_worker(connection, config: TrainConfig) -> None:
+    """A worker process: plays the rollout groups it is sent with the weights sent beside them."""
+    torch.set_num_threads(1)
+    group = RolloutGroup(config)
+    policies = new_state(config).policies  # the networks' shapes; the weights come with a job
     while True:
         command, payload = connection.recv()
         if command == "close":
             connection.close()
             return
         try:
-            reply = getattr(slots, command)(*payload)
+            weights, jobs = payload
+            for kind, acting_state in weights.items():
+                policies[kind].load_acting_state(acting_state)
+            reply = [group.play(policies, seeds, action_seed) for seeds, action_seed in jobs]
         except Exception as error:  # sent back: the trainer raises it with the worker's message
-            reply = RuntimeError(f"training worker failed in {command}: {error!r}")
+            reply = RuntimeError(f"training worker failed: {error!r}")
         connection.send(reply)
 
 
-class EnvPool:
-    """``size`` training environments, spread over ``workers`` processes (this one included).
+class RolloutPool:
+    """Rollout groups played in ``processes`` processes, this one included: it plays its share
+    while the workers play theirs, so no market step waits for a network or a pipe.
 
-    The split only decides where markets are stepped: every episode's seed is fixed by its
-    index and all policy forwards happen here, in episode order, so results do not depend on
-    ``workers``. This process keeps the smallest share (it also runs the networks).
+    Job ``j`` (a group) goes to process ``j mod processes``, this one being process 0; results
+    come back in job order, and do not depend on where they were played.
     """
 
-    def __init__(self, config: TrainConfig, size: int, workers: int = 1):
-        self.size = size
-        self.workers = max(1, min(workers, size))
-        if self.workers > 1 and "fork" not in mp.get_all_start_methods():
-            self.workers = 1  # no fork (Windows, macOS spawn only): step everything here
-        self.local = EnvSlots(config, size)
+    def __init__(self, config: TrainConfig, processes: int = 1):
+        groups = math.ceil(config.episodes_per_iteration / config.num_envs)
+        self.processes = max(1, min(processes, groups))
+        if self.processes > 1 and "fork" not in mp.get_all_start_methods():
+            self.processes = 1  # no fork (Windows, macOS spawn only): play everything here
+        self.local = RolloutGroup(config)
+        self.agents = self.local.agents
         self.remotes = []
-        self.processes = []
-        context = mp.get_context("fork") if self.workers > 1 else None
-        for _ in range(self.workers - 1):
+        self.workers = []
+        context = mp.get_context("fork") if self.processes > 1 else None
+        for _ in range(self.processes - 1):
             parent, child = context.Pipe()
-            process = context.Process(target=_slots_worker, args=(child, config, size), daemon=True)
+            process = context.Process(target=_group_worker, args=(child, config), daemon=True)
             process.start()
             child.close()
             self.remotes.append(parent)
-            self.processes.append(process)
-        self.agents = self.local.agents
-        self.shares: list[int] = []
+            self.workers.append(process)
 
-    def _split(self, n: int) -> list[int]:
-        """Episodes per process: the workers' shares first, this process's (smallest) last."""
-        if self.workers == 1 or n == 1:
-            return [0] * len(self.remotes) + [n]
-        base, extra = divmod(n, self.workers)
-        shares = [base + (1 if i < extra else 0) for i in range(self.workers)]
-        return shares  # descending: this process's share, last, is the smallest
-
-    def _call(self, command: str, per_process: list[tuple]) -> list:
-        for connection, share, payload in zip(
-            self.remotes, self.shares[:-1], per_process[:-1], strict=True
-        ):
-            if share:
-                connection.send((command, payload))
-        replies = [None] * len(self.remotes)
-        local = getattr(self.local, command)(*per_process[-1]) if self.shares[-1] else None
-        for i, (connection, share) in enumerate(zip(self.remotes, self.shares[:-1], strict=True)):
-            if share:
-                replies[i] = connection.recv()
-                if isinstance(replies[i], Exception):
-                    raise replies[i]
-        return [*replies, local]
-
-    def _chunks(self, items: list) -> list[tuple]:
-        out, start = [], 0
-        for share in self.shares:
-            out.append((items[start : start + share],))
-            start += share
-        return out
-
-    def reset(self, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        self.shares = self._split(len(seeds))
-        replies = self._call("reset", self._chunks(seeds))
-        parts = [reply for reply, share in zip(replies, self.shares, strict=True) if share]
-        return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
-
-    def step(self, actions: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        replies = self._call("step", self._chunks(actions))
-        parts = [reply for reply, share in zip(replies, self.shares, strict=True) if share]
-        return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
-
-    def finish(self) -> tuple[list[dict], list[tuple]]:
-        replies = self._call("finish", [()] * len(self.shares))
-        components, series = [], []
-        for reply, share in zip(replies, self.shares, strict=True):
-            if share:
-                components += reply[0]
-                series += reply[1]
-        return components, series
+    def play(
+        self, policies: dict[str, TypePolicy], jobs: list[tuple[list[int], int]]
+    ) -> list[GroupResult]:
+        """Play every job (episode seeds, action seed); their results, in job order."""
+        shares = [jobs[p :: self.processes] for p in range(self.processes)]
+        if any(shares[1:]):
+            weights = {kind: policy.acting_state() for kind, policy in policies.items()}
+            for connection, share in zip(self.remotes, shares[1:], strict=True):
+                if share:
+                    connection.send(("play", (weights, share)))
+        played = [[self.local.play(policies, seeds, s) for seeds, s in shares[0]]]
+        for connection, share in zip(self.remotes, shares[1:], strict=True):
+            reply = connection.recv() if share else []
+            if isinstance(reply, Exception):
+                raise reply
+            played.append(reply)
+        results: list[GroupResult] = [None] * len(jobs)  # type: ignore[list-item]
+        for p, share in enumerate(played):
+            for k, result in enumerate(share):
+                results[p + k * self.processes] = result
+        return results
 
     def close(self) -> None:
         for connection in self.remotes:
             with contextlib.suppress(OSError):
                 connection.send(("close", ()))
                 connection.close()
-        for process in self.processes:
+        for process in self.workers:
             process.join(timeout=5)
             if process.is_alive():
                 process.terminate()
-        self.remotes, self.processes = [], []
+        self.remotes, self.workers = [], []
 
 
 @dataclass
@@ -446,20 +532,21 @@ def restore_state(config: TrainConfig, checkpoint: dict) -> TrainState:
     return state
 
 
-def play_iteration(state: TrainState, pool: EnvPool | None = None) -> dict:
+def play_iteration(state: TrainState, pool: RolloutPool | None = None) -> dict:
     """Play one iteration's episodes, update every policy; return the iteration's log.
 
-    Episodes are played ``num_envs`` at a time in lockstep: per step, one forward per type over
-    every episode's agents (folded into the batch), one draw from the run's generator. Episode
-    ``e`` of iteration ``i`` is played with ``training_seed(seed, i * episodes_per_iteration +
-    e)``. ``pool`` (``EnvPool``) says where the markets are stepped; results do not depend on it.
+    Episodes are played in rollout groups of ``num_envs`` (``RolloutGroup``): per step, one
+    forward per type over the group's agents (folded into the batch). Episode ``e`` of
+    iteration ``i`` is played with ``training_seed(seed, i * episodes_per_iteration + e)``.
+    ``pool`` (``RolloutPool``) says which processes play the groups; results do not depend on
+    it. The update then runs here, drawing minibatches from the run's generator.
     """
     config = state.config
     ppo = config.ppo
     started = time.perf_counter()
     own_pool = pool is None
     if own_pool:
-        pool = EnvPool(config, min(config.num_envs, config.episodes_per_iteration))
+        pool = RolloutPool(config)
     try:
         rollouts, raw_rewards, components, monitor = _rollout(state, pool)
     finally:
@@ -501,95 +588,68 @@ def play_iteration(state: TrainState, pool: EnvPool | None = None) -> dict:
 
 
 def _rollout(
-    state: TrainState, pool: EnvPool
+    state: TrainState, pool: RolloutPool
 ) -> tuple[dict[str, Rollout], dict[str, float], dict[str, dict[str, float]], MarketMonitor]:
-    """Play the iteration's episodes in waves of ``pool.size``; each type's rollout (rows:
-    step-major, then episode, then agent), raw reward sums, reward components, the monitor."""
+    """Play the iteration's episodes in groups of ``num_envs``; each type's rollout (rows:
+    step-major, then episode, then agent), raw reward sums, reward components, the monitor.
+
+    A group's actions are drawn from a torch generator seeded with its first episode's seed.
+    The run's normalisers then learn the iteration, group by group in order: observations from
+    their raw values, rewards from each step's discounted returns.
+    """
     config = state.config
     ppo = config.ppo
     policies = state.policies
-    agents = pool.agents
-    columns = {kind: [agents.index(a) for a in p.agents] for kind, p in policies.items()}
-    env = pool.local.envs[0]  # the graph's edges are the config's: the same in every episode
-    edge_index = torch.as_tensor(np.array(env.edge_index), dtype=torch.int64)
-    edge_attr = torch.as_tensor(np.array(env.edge_attr, dtype=np.float32))
     steps = config.episode_steps
-    buffers = {
-        kind: {k: [] for k in ("vector", "nodes", "actions", "logprobs", "values", "rewards")}
-        for kind in policies
-    }
-    raw_rewards: dict[str, float] = dict.fromkeys(policies, 0.0)
-    components: dict[str, dict[str, float]] = {kind: {} for kind in policies}
-    monitor = MarketMonitor(config.n_assets)
     total = config.episodes_per_iteration
     first_episode = state.iteration * total
-    for wave_start in range(0, total, pool.size):
-        n = min(pool.size, total - wave_start)
-        seeds = [training_seed(config.seed, first_episode + wave_start + e) for e in range(n)]
-        vectors, nodes = pool.reset(seeds)
-        returns = {kind: np.zeros(n * len(p.agents)) for kind, p in policies.items()}
-        wave = {kind: {k: [] for k in buffers[kind]} for kind in policies}
-        for _ in range(steps):
-            actions: list[dict] = [{} for _ in range(n)]
-            for kind, policy in policies.items():
-                vector, node = _normalised(policy, vectors, nodes, columns[kind], config)
-                rows = vector.shape[0]
-                tensors = {
-                    "vector": torch.from_numpy(vector),
-                    "nodes": torch.from_numpy(node),
-                    "edge_attr": edge_attr.expand(rows, *edge_attr.shape),
-                    "shared_edge_index": edge_index,
-                }
-                with torch.no_grad():
-                    action, logprob, value = policy.net.act(tensors, state.generator)
-                per_env = action.numpy().reshape(n, len(policy.agents), -1)
-                for env_actions, env_rows in zip(actions, per_env, strict=True):
-                    env_actions.update(zip(policy.agents, env_rows, strict=True))
-                buf = wave[kind]
-                buf["vector"].append(vector)
-                buf["nodes"].append(node)
-                buf["actions"].append(action)
-                buf["logprobs"].append(logprob)
-                buf["values"].append(value)
-            next_vectors, next_nodes, rewards = pool.step(actions)
-            for kind, policy in policies.items():
-                reward = rewards[:, columns[kind]].reshape(-1)
-                raw_rewards[kind] += float(reward.sum())
-                if config.norm_reward:
-                    returns[kind] = returns[kind] * ppo.gamma + reward
-                    policy.reward_norm.update(returns[kind])
-                    reward = policy.reward_norm.scale(reward)
-                wave[kind]["rewards"].append(reward.astype(np.float32))
-            vectors, nodes = next_vectors, next_nodes
-        episode_components, series = pool.finish()
-        for mids, fairs, spreads in series:
+    seeds = [training_seed(config.seed, first_episode + e) for e in range(total)]
+    jobs = [
+        (seeds[start : start + config.num_envs], seeds[start])
+        for start in range(0, total, config.num_envs)
+    ]
+    results = pool.play(policies, jobs)
+
+    monitor = MarketMonitor(config.n_assets)
+    for result in results:
+        for mids, fairs, spreads in result.series:
             monitor.add_episode(mids, fairs, spreads)
-        for kind, policy in policies.items():
-            for per_agent in episode_components:
+    raw_rewards: dict[str, float] = dict.fromkeys(policies, 0.0)
+    components: dict[str, dict[str, float]] = {kind: {} for kind in policies}
+    edge_index, edge_attr = pool.local.edge_index, pool.local.edge_attr
+    rollouts = {}
+    for kind, policy in policies.items():
+        columns = [pool.agents.index(a) for a in policy.agents]
+        scaled_rewards = []
+        for result in results:
+            sample = result.samples[kind]
+            if config.norm_obs:
+                policy.vector_norm.update(
+                    sample["raw_vector"].reshape(-1, policy.vector_norm.mean.size)
+                )
+                policy.node_norm.update(sample["raw_nodes"].reshape(-1, policy.node_norm.mean.size))
+            reward = result.rewards[:, :, columns].reshape(steps, -1)
+            raw_rewards[kind] += float(reward.sum())
+            if config.norm_reward:
+                reward = _scaled_rewards(policy.reward_norm, reward, ppo.gamma)
+            scaled_rewards.append(reward.astype(np.float32))
+            for per_agent in result.components:
                 for agent in policy.agents:
                     for name, amount in per_agent[agent].items():
                         components[kind][name] = components[kind].get(name, 0.0) + amount
-            for key, items in wave[kind].items():
-                stack = np.stack if isinstance(items[0], np.ndarray) else torch.stack
-                buffers[kind][key].append(stack(items))  # (steps, rows of this wave, ...)
 
-    rollouts = {}
-    for kind in policies:
-        buf = buffers[kind]
-
-        def joined(key: str, buf=buf) -> torch.Tensor:
-            parts = buf[key]
-            if isinstance(parts[0], np.ndarray):
-                return torch.from_numpy(np.concatenate(parts, axis=1))
-            return torch.cat(parts, dim=1)
+        def joined(key: str, kind: str = kind) -> torch.Tensor:
+            return torch.from_numpy(
+                np.concatenate([result.samples[kind][key] for result in results], axis=1)
+            )
 
         values = joined("values")
         rows = values.shape[1]
-        # Every wave's episodes start at step 0 and end at the last step: nothing to bootstrap.
+        # Every episode starts at step 0 and ends at the last step: nothing to bootstrap.
         dones = torch.zeros(steps, rows)
         dones[0] = 1.0
-        advantages, returns_ = compute_gae(
-            joined("rewards"),
+        advantages, returns = compute_gae(
+            torch.from_numpy(np.concatenate(scaled_rewards, axis=1)),
             values,
             dones,
             torch.zeros(rows),
@@ -605,37 +665,46 @@ def _rollout(
             "edge_attr": edge_attr.expand(n_rows, *edge_attr.shape),
             "shared_edge_index": edge_index,
         }
-        actions_ = joined("actions")
         rollouts[kind] = Rollout(
             observations,
-            actions_.reshape(n_rows, -1),
+            joined("actions").reshape(n_rows, -1),
             joined("logprobs").reshape(-1),
             values.reshape(-1),
             advantages.reshape(-1),
-            returns_.reshape(-1),
+            returns.reshape(-1),
         )
     return rollouts, raw_rewards, components, monitor
 
 
+def _scaled_rewards(norm: RunningNorm, rewards: np.ndarray, gamma: float) -> np.ndarray:
+    """(steps, rows) rewards divided by the running std of the discounted return (CleanRL's
+    NormalizeReward), the statistics updated with each step's returns before scaling it."""
+    returns = np.zeros(rewards.shape[1])
+    scaled = np.empty(rewards.shape, np.float32)
+    for t, reward in enumerate(rewards):
+        returns = returns * gamma + reward
+        norm.update(returns)
+        scaled[t] = norm.scale(reward)
+    return scaled
+
+
 def _normalised(
-    policy: TypePolicy,
-    vectors: np.ndarray,
+    vector_norm: RunningNorm,
+    node_norm: RunningNorm,
+    raw_vector: np.ndarray,
     nodes: np.ndarray,
-    columns: list[int],
-    config: TrainConfig,
+    per_env: int,
+    norm_obs: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The type's rows of one lockstep step (episodes x its agents), normalised by running
-    statistics updated with this step first; float32, ready for ``torch.from_numpy``."""
-    n, per_env = vectors.shape[0], len(columns)
-    vector = vectors[:, columns].reshape(n * per_env, -1).astype(np.float64)
-    node = nodes.astype(np.float64)
-    if config.norm_obs:
-        policy.vector_norm.update(vector)
-        policy.node_norm.update(node.reshape(-1, node.shape[-1]))  # one graph per episode
-        vector = policy.vector_norm.normalise(vector)
-        node = policy.node_norm.normalise(node)
+    """One lockstep step's rows of a type (episodes x its agents) and their episodes' nodes,
+    normalised by running statistics updated with this step first; float32, contiguous."""
+    if norm_obs:
+        vector_norm.update(raw_vector)
+        node_norm.update(nodes.reshape(-1, nodes.shape[-1]))  # one graph per episode
+        vector = vector_norm.normalise(raw_vector)
+        node = node_norm.normalise(nodes)
     else:
-        vector, node = vector.astype(np.float32), node.astype(np.float32)
+        vector, node = raw_vector.astype(np.float32), nodes.astype(np.float32)
     if per_env > 1:  # every agent of an episode sees its nodes
         node = np.repeat(node, per_env, axis=0)
     return np.ascontiguousarray(vector), np.ascontiguousarray(node)
@@ -672,8 +741,7 @@ def train(
         state = restore_state(config, resume) if resume is not None else new_state(config)
         stop = config.iterations if until is None else min(until, config.iterations)
         if state.iteration < stop:
-            size = min(config.num_envs, config.episodes_per_iteration)
-            pool = EnvPool(config, size, workers)
+            pool = RolloutPool(config, workers)
         while state.iteration < stop:
             log = play_iteration(state, pool)
             if on_iteration is not None:

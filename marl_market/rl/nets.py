@@ -143,10 +143,14 @@ class ActorCritic(nn.Module):
         """Sample actions (with ``generator``); return (action, log-prob, value) per row."""
         features = self.encoder(obs)
         mean = self.actor_mean(features)
-        log_std = self.actor_logstd.expand_as(mean)
         noise = torch.randn(mean.shape, generator=generator)
-        action = mean + log_std.exp() * noise
-        return action, gaussian_log_prob(action, mean, log_std), self.critic(features).squeeze(-1)
+        action = torch.addcmul(mean, self.actor_logstd.exp(), noise)
+        # The standardised action is the noise itself, so the log-density needs no division
+        # (the same value as ``gaussian_log_prob``, in a third of the tensor operations:
+        # acting runs once per step, where torch's per-operation cost dominates).
+        constant = self.actor_logstd.sum() + HALF_LOG_2PI * mean.shape[-1]
+        logprob = noise.square().sum(-1).mul_(-0.5).sub_(constant)
+        return action, logprob, self.critic(features).squeeze(-1)
 
     def evaluate(
         self, obs: dict[str, torch.Tensor], action: torch.Tensor
