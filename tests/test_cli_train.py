@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import subprocess
+import time
 
 import pandas as pd
 import pytest
@@ -12,7 +16,7 @@ from typer.testing import CliRunner
 
 from marl_market.cli import app
 from marl_market.rl import runs
-from tests.test_cli_runs import marlsim, one_error_line
+from tests.test_cli_runs import MARLSIM, marlsim, one_error_line
 
 TINY = ["--iterations", "2", "--episode-steps", "50", "--episodes", "1", "--eval-seeds", "3"]
 
@@ -136,3 +140,28 @@ def test_ctrl_c_keeps_a_resumable_run_that_ends_as_the_uninterrupted_one(
     resumed = train_json("--resume", run_id, "--db", str(db))
     assert resumed["run_id"] == run_id and resumed["iterations"] == 2
     assert resumed["eval"] == payload["eval"]  # as if it had never been interrupted
+
+
+def test_ctrl_c_in_a_terminal_stops_the_trainer_and_its_worker_quietly(tmp_path):
+    # A terminal's Ctrl-C reaches the whole process group: the trainer and the worker process
+    # that plays the other rollout group (8 episodes = 2 groups of 4). The run is kept, the
+    # exit is 130, no traceback is printed and no process is left behind.
+    db = tmp_path / "runs.duckdb"
+    command = [*MARLSIM, "train", "--learners", "maker", "--iterations", "200"]
+    command += ["--episode-steps", "100", "--episodes", "8", "--eval-seeds", "2", "--db", str(db)]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    checkpoints = tmp_path / "checkpoints"
+    deadline = time.monotonic() + 120
+    while not any(checkpoints.glob("*/iter_0001.pt")) and time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert "kept (status stopped)" in stderr
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(process.pid, 0)  # the group is empty: the worker is gone too

@@ -173,3 +173,18 @@ def test_ppo_learns_a_toy_target_and_its_entropy_falls(encoder):
         assert key in stats
     if encoder == "gat":
         assert policy.encoder.attention is not None
+
+
+@pytest.mark.parametrize("encoder", ["mlp", "sage"])
+def test_acting_logprob_and_value_are_what_the_update_recomputes(encoder):
+    # ``act`` computes the log-density from its noise; the update recomputes it from the action
+    # (``evaluate``). They must agree, or PPO's first ratio is not 1 and the clip bites at once.
+    torch.manual_seed(0)
+    policy = ActorCritic(make_encoder(encoder, 3, 4, hidden=16), action_dim=3)
+    with torch.no_grad():
+        policy.actor_logstd.copy_(torch.tensor([-0.7, 0.0, 0.4]))
+        obs = to_tensors(toy_observations(64, np.random.default_rng(42)))
+        action, logprob, value = policy.act(obs, torch.Generator().manual_seed(42))
+        again, _, value_again = policy.evaluate(obs, action)
+    torch.testing.assert_close(logprob, again, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(value, value_again)

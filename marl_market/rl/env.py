@@ -115,10 +115,10 @@ class EnvConfig:
         except ValueError as error:
             given = "correlation_matrix" if self.correlation_matrix is not None else "correlation"
             raise ValueError(str(error).replace("fundamental_correlation", given)) from None
-        for name in ("regime_switch",):
-            value = getattr(self, name)
-            if not (_is_number(value) and 0.0 <= value <= 1.0):
-                raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+        if not (_is_number(self.regime_switch) and 0.0 <= self.regime_switch <= 1.0):
+            raise ValueError(
+                f"regime_switch must be a probability in [0, 1], got {self.regime_switch!r}"
+            )
         for name in ("maker_rebate", "taker_fee"):
             value = getattr(self, name)
             if not (_is_number(value) and 0.0 <= value < 1.0):

@@ -19,6 +19,7 @@ import gc
 import math
 import multiprocessing as mp
 import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -408,11 +409,17 @@ class RolloutGroup:
 
 def _group_worker(connection, config: TrainConfig) -> None:
     """A worker process: plays the rollout groups it is sent with the weights sent beside them."""
+    # Ctrl-C (or the Train page's Stop) reaches the whole process group: the trainer handles
+    # it and closes the pool, so a worker ignores it rather than print a traceback mid-step.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     group = RolloutGroup(config)
     policies = new_state(config).policies  # the networks' shapes; the weights come with a job
     while True:
-        command, payload = connection.recv()
+        try:
+            command, payload = connection.recv()
+        except EOFError:  # the trainer is gone without saying close
+            return
         if command == "close":
             connection.close()
             return
@@ -443,6 +450,7 @@ class RolloutPool:
         self.agents = self.local.agents
         self.remotes = []
         self.workers = []
+        self._busy = False  # a job is out with the workers
         context = mp.get_context("fork") if self.processes > 1 else None
         for _ in range(self.processes - 1):
             parent, child = context.Pipe()
@@ -459,6 +467,7 @@ class RolloutPool:
         shares = [jobs[p :: self.processes] for p in range(self.processes)]
         if any(shares[1:]):
             weights = {kind: policy.acting_state() for kind, policy in policies.items()}
+            self._busy = True
             for connection, share in zip(self.remotes, shares[1:], strict=True):
                 if share:
                     connection.send(("play", (weights, share)))
@@ -468,6 +477,7 @@ class RolloutPool:
             if isinstance(reply, Exception):
                 raise reply
             played.append(reply)
+        self._busy = False
         results: list[GroupResult] = [None] * len(jobs)  # type: ignore[list-item]
         for p, share in enumerate(played):
             for k, result in enumerate(share):
@@ -475,14 +485,20 @@ class RolloutPool:
         return results
 
     def close(self) -> None:
-        for connection in self.remotes:
-            with contextlib.suppress(OSError):
-                connection.send(("close", ()))
-                connection.close()
+        """Stop the workers: politely between jobs; at once if one was cut short (Ctrl-C, an
+        error), since its half-played groups are thrown away anyway."""
+        for process, connection in zip(self.workers, self.remotes, strict=True):
+            if self._busy:
+                process.terminate()
+            else:
+                with contextlib.suppress(OSError):
+                    connection.send(("close", ()))
+            connection.close()
         for process in self.workers:
             process.join(timeout=5)
             if process.is_alive():
                 process.terminate()
+                process.join(timeout=5)
         self.remotes, self.workers = [], []
 
 
