@@ -182,6 +182,12 @@ def test_bench_json_prints_one_object_with_every_key(quick_json):
     assert payload["train_agent_steps_per_s"] == training["throughput"]["agent_steps_per_s"] > 0
     assert training["throughput"]["learners"] == ["maker"]
     assert training["throughput_everyone"]["agent_steps_per_s"] > 0
+    # Beside it, the same episodes' markets alone on the same processes: training's ceiling.
+    ceiling = training["market_ceiling"]
+    assert ceiling["agent_steps_per_s"] > 0 and ceiling["learners"] == ["maker"]
+    assert (
+        ceiling["agent_steps_per_iteration"] == training["throughput"]["agent_steps_per_iteration"]
+    )
     assert payload["train_minutes_to_ci_win"] is None
     assert payload["calibrate_wall_s"] == payload["calibrate"]["seconds"] > 0
     assert any("calibrate_wall_s ran a small calibration" in note for note in payload["notes"])

@@ -20,7 +20,7 @@ from marl_market.core.market import Market
 from marl_market.rl.env import parallel_env
 
 
-def _random_actions(env, steps: int, seed: int) -> list[dict[str, np.ndarray]]:
+def random_actions(env, steps: int, seed: int) -> list[dict[str, np.ndarray]]:
     """One action per agent and step, uniform in each agent's Box, from ``seed``."""
     rng = np.random.default_rng(seed)
     per_agent = {
@@ -55,7 +55,7 @@ def _time_lockstep(env, actions: list[dict[str, np.ndarray]], seed: int) -> tupl
 def env_steps(steps: int = 5_000, repeats: int = 3, seed: int = 42) -> dict:
     """Best-of-``repeats`` environment and bare-market steps per second over ``steps`` steps."""
     env = parallel_env(episode_steps=steps)
-    actions = _random_actions(env, steps, seed)
+    actions = random_actions(env, steps, seed)
     env_times, market_times = [], []
     # Garbage collection off while timing, as ``Market.advance`` plays its own runs.
     was_enabled = gc.isenabled()

@@ -61,12 +61,24 @@ def format_table(result: dict) -> str:
     training = result.get("train")
     if training is not None:
         speed, everyone = training["throughput"], training["throughput_everyone"]
+        ceiling = training.get("market_ceiling")
         rows.append(
             (
-                f"training, {', '.join(speed['learners'])} learning, {speed['workers']} "
-                "worker processes",
+                f"training, {', '.join(speed['learners'])} learning, {speed['workers']} processes",
                 _rate(result["train_agent_steps_per_s"], "agent-steps/s"),
-                f"everyone learning {_rate(everyone['agent_steps_per_s'], 'agent-steps/s')}",
+                ""
+                if ceiling is None
+                else f"its markets alone {_rate(ceiling['agent_steps_per_s'], 'agent-steps/s')}",
+                ""
+                if ceiling is None
+                else _x(result["train_agent_steps_per_s"] / ceiling["agent_steps_per_s"]),
+            )
+        )
+        rows.append(
+            (
+                "training, every type learning",
+                _rate(everyone["agent_steps_per_s"], "agent-steps/s"),
+                "",
                 "",
             )
         )

@@ -3,7 +3,9 @@
 - ``train_agent_steps_per_s``: rollout plus update throughput of ``marlsim train``'s default
   run (a learning maker, mlp encoder), in learner agent-steps (one learner's one step, PPO's
   sample) per second of wall time, markets stepped in ``ippo.default_workers()`` processes;
-  beside it the same for every type learning (``--everyone``), whose steps carry more learners.
+  beside it the same for every type learning (``--everyone``), whose steps carry more learners,
+  and ``market_ceiling``: the same episodes' markets alone on the same processes (random
+  actions, no network, no update), the most a rollout could reach on this machine.
 - ``train_minutes_to_ci_win``: wall time of the default run, training and periodic evaluation
   included, until the paired 95% CI of learned minus fixed MTM on the held-out seeds lies above
   zero. Beside it, ``train_minutes_to_beat_untrained``: until the CI of learned minus the run's
@@ -15,13 +17,24 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
+import multiprocessing as mp
 import time
 
 import numpy as np
 
+from marl_market.bench.env import random_actions
 from marl_market.core.facts import mean_ci
 from marl_market.rl.evaluate import fixed_episode, learned_episode
-from marl_market.rl.ippo import TrainConfig, TrainState, default_workers, new_state, train
+from marl_market.rl.ippo import (
+    EnvSlots,
+    TrainConfig,
+    TrainState,
+    default_workers,
+    new_state,
+    train,
+    training_seed,
+)
 
 EVERYONE = ("maker", "momentum", "value", "noise", "taker")
 """``marlsim train --everyone`` on one asset (the arbitrageur needs two)."""
@@ -48,6 +61,60 @@ def throughput(config: TrainConfig, iterations: int) -> dict:
         "workers": default_workers(),
         "seconds": seconds[-1],
         "agent_steps_per_s": per_iteration * counted / steady,
+    }
+
+
+_slots: EnvSlots | None = None  # a ceiling worker's markets (built once per process)
+
+
+def _ceiling_worker_init(config: TrainConfig) -> None:
+    global _slots
+    _slots = EnvSlots(config, config.num_envs)
+
+
+def _step_markets(job: tuple[list[int], int]) -> float:
+    """Seconds to play one rollout group's episodes with seeded random actions."""
+    seeds, action_seed = job
+    env = _slots.envs[0]
+    steps = env.config.episode_steps
+    actions = [random_actions(env, steps, action_seed + k) for k in range(len(seeds))]
+    started = time.perf_counter()
+    _slots.reset(seeds)
+    for t in range(steps):
+        _slots.step([episode[t] for episode in actions])
+    _slots.finish()
+    return time.perf_counter() - started
+
+
+def market_ceiling(config: TrainConfig, repeats: int = 3) -> dict:
+    """The most a rollout could reach: one iteration's episodes, in the same rollout groups on
+    the same number of processes, stepped with random actions and no network or update.
+
+    Training's agent-steps per second over this says what share of the machine the learning
+    machinery leaves to the markets. Best of ``repeats`` iterations after one warm-up.
+    """
+    groups = math.ceil(config.episodes_per_iteration / config.num_envs)
+    processes = max(1, min(default_workers(), groups))
+    seeds = [training_seed(config.seed, e) for e in range(config.episodes_per_iteration)]
+    jobs = [
+        (seeds[start : start + config.num_envs], seeds[start])
+        for start in range(0, len(seeds), config.num_envs)
+    ]
+    context = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+    walls = []
+    with (context or mp).Pool(processes, _ceiling_worker_init, (config,)) as pool:
+        for _ in range(repeats + 1):
+            started = time.perf_counter()
+            pool.map(_step_markets, jobs, chunksize=1)
+            walls.append(time.perf_counter() - started)
+    per_iteration = config.episodes_per_iteration * config.episode_steps * len(config.learners)
+    best = min(walls[1:])
+    return {
+        "learners": list(config.learners),
+        "processes": processes,
+        "agent_steps_per_iteration": per_iteration,
+        "seconds": best,
+        "agent_steps_per_s": per_iteration / best,
     }
 
 
@@ -117,10 +184,12 @@ def train_figures(quick: bool = False, scale: float = 1.0) -> dict:
         return {
             "train_agent_steps_per_s": speed["agent_steps_per_s"],
             "throughput": speed,
+            "market_ceiling": market_ceiling(short, repeats=1),
             "throughput_everyone": everyone,
             "ci_win": None,
         }
     speed = throughput(default, 6)
+    ceiling = market_ceiling(default)
     everyone = throughput(dataclasses.replace(default, learners=EVERYONE), 4)
     race = minutes_to_ci_win(default)
     return {
@@ -128,6 +197,7 @@ def train_figures(quick: bool = False, scale: float = 1.0) -> dict:
         "train_minutes_to_ci_win": race["minutes_to_ci_win"],
         "train_minutes_to_beat_untrained": race["minutes_to_beat_untrained"],
         "throughput": speed,
+        "market_ceiling": ceiling,
         "throughput_everyone": everyone,
         "ci_win": race,
     }
