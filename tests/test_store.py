@@ -31,6 +31,7 @@ from marl_market.store import (
     default_db_path,
     make_run_id,
 )
+from marl_market.store import writer as writer_module
 from marl_market.store.schema import migrate
 from tests.store_helpers import make_run_result
 
@@ -132,6 +133,37 @@ def test_unfinished_run_is_invisible_and_replaced_by_a_real_save(tmp_path):
     store.save_run(run_id, "sim", 2, config, result, {"x": 1.0})
     assert store.get_run(run_id)["status"] == "done"
     assert store.load_trades(run_id)["step"].size == 40  # the two stale rows are gone
+
+
+def test_ctrl_c_during_a_save_lets_the_save_finish_then_interrupts(tmp_path, monkeypatch):
+    # DuckDB abandons a query a SIGINT lands in ("Query interrupted"): a Ctrl-C mid-save
+    # must instead wait for the commit, then stop the program as Ctrl-C does.
+    db = tmp_path / "db.duckdb"
+    store = RunStore(db)
+    result = make_run_result(1, 20, 10)
+    config = config_to_dict(result.config)
+    run_id = make_run_id("sim", config, 1, code_version())
+    real_migrate = writer_module.migrate
+
+    def migrate_then_ctrl_c(con):
+        real_migrate(con)
+        os.kill(os.getpid(), signal.SIGINT)  # arrives inside the transaction
+
+    monkeypatch.setattr(writer_module, "migrate", migrate_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        store.save_run(run_id, "sim", 1, config, result, {"x": 1.0})
+    assert store.get_run(run_id)["status"] == "done"  # saved whole before the interrupt
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_save_from_another_thread_runs_as_it_is(tmp_path):
+    # Only the main thread can hold back a signal; elsewhere (a Streamlit page) writes as usual.
+    store = RunStore(tmp_path / "db.duckdb")
+    saved = []
+    thread = threading.Thread(target=lambda: saved.append(save(store, make_run_result(1, 20, 10))))
+    thread.start()
+    thread.join(timeout=60)
+    assert len(saved) == 1 and store.get_run(saved[0])["status"] == "done"
 
 
 def test_missing_database_reads_empty_without_creating_it(tmp_path):

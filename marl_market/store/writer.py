@@ -21,6 +21,7 @@ from marl_market.core.results import RunResult
 from marl_market.store.connection import Connection, check_writable, scalar
 from marl_market.store.errors import StoreError
 from marl_market.store.ids import canonical_json, code_version
+from marl_market.store.interrupts import interrupts_deferred
 from marl_market.store.schema import ALL_TABLES, DONE, RESULT_TABLES, RUN_COLUMNS, migrate
 
 # Test-only: seconds to sleep inside the save transaction, so tests can kill a process mid-save.
@@ -106,7 +107,7 @@ class Writer(Connection):
     @contextlib.contextmanager
     def _write(self):
         """A read-write connection inside one transaction, committed only if the block ends."""
-        with self._connect(read_only=False) as con:
+        with self._connect(read_only=False) as con, interrupts_deferred():
             con.begin()
             try:
                 # Schema inside the transaction: a first save killed early leaves no half schema.
