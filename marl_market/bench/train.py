@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import multiprocessing as mp
 import time
 
@@ -32,8 +31,9 @@ from marl_market.rl.ippo import (
     TrainState,
     default_workers,
     new_state,
+    rollout_jobs,
+    rollout_processes,
     train,
-    training_seed,
 )
 
 EVERYONE = ("maker", "momentum", "value", "noise", "taker")
@@ -93,13 +93,8 @@ def market_ceiling(config: TrainConfig, repeats: int = 3) -> dict:
     Training's agent-steps per second over this says what share of the machine the learning
     machinery leaves to the markets. Best of ``repeats`` iterations after one warm-up.
     """
-    groups = math.ceil(config.episodes_per_iteration / config.num_envs)
-    processes = max(1, min(default_workers(), groups))
-    seeds = [training_seed(config.seed, e) for e in range(config.episodes_per_iteration)]
-    jobs = [
-        (seeds[start : start + config.num_envs], seeds[start])
-        for start in range(0, len(seeds), config.num_envs)
-    ]
+    processes = rollout_processes(config, default_workers())
+    jobs = rollout_jobs(config, 0)
     context = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
     walls = []
     with (context or mp).Pool(processes, _ceiling_worker_init, (config,)) as pool:

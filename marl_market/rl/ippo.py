@@ -442,8 +442,7 @@ class RolloutPool:
     """
 
     def __init__(self, config: TrainConfig, processes: int = 1):
-        groups = math.ceil(config.episodes_per_iteration / config.num_envs)
-        self.processes = max(1, min(processes, groups))
+        self.processes = rollout_processes(config, processes)
         if self.processes > 1 and "fork" not in mp.get_all_start_methods():
             self.processes = 1  # no fork (Windows, macOS spawn only): play everything here
         self.local = RolloutGroup(config)
@@ -603,6 +602,23 @@ def play_iteration(state: TrainState, pool: RolloutPool | None = None) -> dict:
     return log
 
 
+def rollout_jobs(config: TrainConfig, iteration: int) -> list[tuple[list[int], int]]:
+    """Iteration ``iteration``'s rollout groups: (episode seeds, action seed) each, the
+    episodes in groups of ``num_envs``, a group's action seed its first episode's seed."""
+    total = config.episodes_per_iteration
+    seeds = [training_seed(config.seed, iteration * total + e) for e in range(total)]
+    return [
+        (seeds[start : start + config.num_envs], seeds[start])
+        for start in range(0, total, config.num_envs)
+    ]
+
+
+def rollout_processes(config: TrainConfig, workers: int) -> int:
+    """Processes worth starting for ``workers``: one per rollout group at most."""
+    groups = math.ceil(config.episodes_per_iteration / config.num_envs)
+    return max(1, min(workers, groups))
+
+
 def _rollout(
     state: TrainState, pool: RolloutPool
 ) -> tuple[dict[str, Rollout], dict[str, float], dict[str, dict[str, float]], MarketMonitor]:
@@ -617,14 +633,7 @@ def _rollout(
     ppo = config.ppo
     policies = state.policies
     steps = config.episode_steps
-    total = config.episodes_per_iteration
-    first_episode = state.iteration * total
-    seeds = [training_seed(config.seed, first_episode + e) for e in range(total)]
-    jobs = [
-        (seeds[start : start + config.num_envs], seeds[start])
-        for start in range(0, total, config.num_envs)
-    ]
-    results = pool.play(policies, jobs)
+    results = pool.play(policies, rollout_jobs(config, state.iteration))
 
     monitor = MarketMonitor(config.n_assets)
     for result in results:
